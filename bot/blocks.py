@@ -1,0 +1,173 @@
+"""Pure Block Kit rendering: domain objects in, blocks out. No I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot import ids
+from domain.commands import USAGE
+from domain.links import dashboard_url
+from domain.models import Dispute, PaymentView, Refund, refundable
+from domain.money import format_amount
+
+MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
+
+STATUS_ICON = {
+    "succeeded": "✅", "pending": "⏳", "requires_action": "⏳", "processing": "⏳",
+    "failed": "❌", "canceled": "⊘", "requires_capture": "🔒", "requires_payment_method": "❌",
+    "requires_confirmation": "⏳", "needs_response": "🚨", "warning_needs_response": "🚨",
+    "under_review": "🔎", "warning_under_review": "🔎", "won": "🏆", "lost": "💸",
+    "warning_closed": "✔️", "prevented": "🛡️", "approved": "👍", "sent": "📨",
+}
+
+
+def _status(status: str) -> str:
+    return f"{STATUS_ICON.get(status, '•')} {status.replace('_', ' ')}"
+
+
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A date Slack shows in each reader's own time zone, with a UTC fallback."""
+    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+
+
+def _escape(text: str) -> str:
+    # Slack mrkdwn control characters; other text (emails, descriptions) goes through as is.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _refund_line(r: Refund, focus: str | None) -> str:
+    mark = "👉 " if r.id == focus else ""
+    line = f"{mark}`{r.id}` {format_amount(r.amount, r.currency)} · {_status(r.status)}"
+    if r.reason:
+        line += f" · {r.reason.replace('_', ' ')}"
+    if r.failure_reason:
+        line += f" · failed: {r.failure_reason.replace('_', ' ')}"
+    if r.request_id:
+        line += f" · request #{r.request_id}"
+    return line
+
+
+def _dispute_line(d: Dispute, focus: str | None) -> str:
+    mark = "👉 " if d.id == focus else ""
+    line = f"{mark}`{d.id}` {format_amount(d.amount, d.currency)} · {_status(d.status)}"
+    if d.reason:
+        line += f" · {d.reason.replace('_', ' ')}"
+    if d.evidence_due_by and d.status in {"needs_response", "warning_needs_response"}:
+        line += f" · evidence due {slack_date(d.evidence_due_by)}"
+    if d.owner:
+        line += f" · owner <@{d.owner}>"
+    return line
+
+
+def _listing(title: str, lines: list[str]) -> str:
+    shown = lines[:MAX_LISTED]
+    more = len(lines) - len(shown)
+    text = f"*{title}*\n" + "\n".join(shown)
+    return text + (f"\n…and {more} more" if more else "")
+
+
+def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
+    """The answer to a lookup: the payment, its refunds, disputes and open requests."""
+    p = view.payment
+    cur = p.currency
+    kind = "Payment" if p.payment_intent_id else "Charge"
+    blocks: list[Block] = [
+        HeaderBlock(text=f"{kind} {format_amount(p.amount, cur)} · {p.status.replace('_', ' ')}"[:150]),
+    ]
+    fields = [
+        f"*Amount*\n{format_amount(p.amount, cur)} {cur.upper()}",
+        f"*Status*\n{_status(p.status)}",
+        f"*Captured*\n{format_amount(p.amount_captured, cur)}",
+        f"*Refunded*\n{format_amount(p.amount_refunded, cur)}",
+        f"*Refundable now*\n{format_amount(refundable(view), cur)}",
+        f"*Customer*\n{_escape(p.customer_email) if p.customer_email else '—'}",
+    ]
+    if p.card_last4:
+        fields.append(f"*Card*\n{(p.card_brand or 'card').title()} •••• {p.card_last4}")
+    fields.append(f"*Created*\n{slack_date(p.stripe_created)}")
+    if p.failure_code or p.failure_message:
+        fields.append(f"*Last failure*\n{_escape(p.failure_message or p.failure_code or '')[:200]}")
+    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields[:10]]))
+    if p.description:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"_{_escape(p.description)[:500]}_")))
+    if view.refunds:
+        blocks.append(DividerBlock())
+        lines = [_refund_line(r, view.focus) for r in view.refunds]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Refunds", lines))))
+    if view.disputes:
+        blocks.append(DividerBlock())
+        lines = [_dispute_line(d, view.focus) for d in view.disputes]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Disputes", lines))))
+    if view.requests:
+        lines = [
+            f"#{q.id} {format_amount(q.amount, q.currency)} · {_status(q.status)} · asked by <@{q.requested_by}>"
+            for q in view.requests
+        ]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Open refund requests", lines))))
+    link_target = view.focus if view.focus and view.focus[:2] in {"dp", "du"} else p.id
+    ids_text = " · ".join(f"`{i}`" for i in (p.payment_intent_id, p.charge_id) if i)
+    if p.account:
+        ids_text += f" · account `{p.account}`"
+    ids_text += f" · {'live' if p.livemode else 'test'} mode · synced {_ago(p.synced_at or p.observed_at, now)}"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=ids_text)]))
+    blocks.append(
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Open in Stripe",
+                    action_id=ids.OPEN_IN_STRIPE,
+                    url=dashboard_url(link_target, livemode=p.livemode, account=p.account),
+                )
+            ]
+        )
+    )
+    return blocks
+
+
+def _ago(then: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def payment_text(view: PaymentView) -> str:
+    """The notification fallback text of a lookup answer."""
+    p = view.payment
+    left = format_amount(refundable(view), p.currency)
+    return f"{p.id}: {format_amount(p.amount, p.currency)} {p.status}, refundable {left}"
+
+
+def usage_blocks(problem: str | None = None) -> list[Block]:
+    """Usage, with what was wrong first when there was a problem."""
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"⚠️ {problem}")))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=USAGE)))
+    return blocks
+
+
+def notice_blocks(text: str) -> list[Block]:
+    """A one-paragraph message (not found, Stripe unreachable, ...)."""
+    return [SectionBlock(text=MarkdownTextObject(text=text))]
+
+
+def to_dicts(blocks: list[Block]) -> list[dict]:
+    """Blocks as the JSON Slack takes."""
+    return [b.to_dict() for b in blocks]

@@ -1,0 +1,127 @@
+"""Play a short session against the real app: the embedded Postgres, Slack and Stripe stand-ins."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psycopg
+import requests
+from werkzeug.serving import make_server
+
+from demo.render import message
+from settings import Settings, load_settings
+from standins.signing import slack_headers, slash_command_body
+from standins.slack_api import SlackStandIn
+from standins.stripe_api import StripeStandIn
+from store import db, migrate
+
+DEMO_DB = "refund_desk_demo"
+SIGNING_SECRET = "demo-signing-secret"
+STRIPE_KEY = "sk_test_demo"
+
+
+def _fresh_database(server_url: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+    url = server_url.replace("/postgres?", f"/{DEMO_DB}?", 1)
+    migrate.migrate(url)
+    return url
+
+
+class Player:
+    """Types /refunds commands as a support agent would, and prints what Slack shows."""
+
+    def __init__(self, app_url: str, slack: SlackStandIn):
+        self.app_url = app_url
+        self.slack = slack
+        self.http = requests.Session()
+        self.n = 0
+
+    def command(self, text: str, note: str) -> None:
+        self.n += 1
+        key = f"demo{self.n}"
+        body = slash_command_body(text, response_url=self.slack.response_url(key), user_id="U0SUPPORT1")
+        print(f"\n▶ {note}\n  /refunds {text}")
+        started = time.perf_counter()
+        resp = self.http.post(f"{self.app_url}/slack/events", data=body.encode(),
+                              headers=slack_headers(body, SIGNING_SECRET), timeout=10)
+        took = (time.perf_counter() - started) * 1000
+        answer = json.loads(resp.text) if resp.text.startswith("{") else {"text": resp.text}
+        print(f"  ← HTTP {resp.status_code} in {took:.0f} ms (the ack)")
+        print(message(answer))
+        if "Looking up" in answer.get("text", ""):
+            self.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=15)
+            print(f"  ← then through response_url, {(time.perf_counter() - started) * 1000:.0f} ms after the command")
+            print(message(self.slack.responses(key)[-1]))
+
+
+def run(*, keep: bool = False) -> int:
+    """The demo; returns the exit status."""
+    base = load_settings({}, require="db")
+    print("Refund desk demo: the real web app, an embedded Postgres, and local stand-ins for Slack and Stripe.")
+    print(f"Starting the embedded Postgres under {base.data_dir.resolve()} …")
+    server_url = db.database_url(base)
+    url = _fresh_database(server_url)
+    with SlackStandIn() as slack, StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
+        seeded = _seed(stripe_api)
+        settings = Settings(
+            database_url=url, data_dir=base.data_dir, slack_bot_token="xoxb-demo",
+            slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
+            stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=("whsec_demo",),
+            stripe_api_base=stripe_api.url, approvals_channel="C0APPROVALS",
+        )
+        from app import build_deps, create_app
+
+        deps = build_deps(settings)
+        server = make_server("127.0.0.1", 0, create_app(settings, deps=deps), threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        app_url = f"http://127.0.0.1:{server.server_port}"
+        print(f"App listening on {app_url}; Slack stand-in {slack.url}; Stripe stand-in {stripe_api.url}")
+        player = Player(app_url, slack)
+        try:
+            player.command("", "A support agent asks for help")
+            player.command(seeded["usd_pi"], "A USD payment, partially refunded, not yet in our store")
+            player.command(seeded["usd_pi"], "The same payment again: now answered from the store at once")
+            player.command(seeded["jpy_charge"], "A JPY payment, looked up by its charge id")
+            player.command(seeded["usd_refund"], "A refund id leads to its payment")
+            player.command(seeded["kwd_pi"], "A three-decimal currency (KWD)")
+            player.command("pi_3DoesNotExist000000000", "An id Stripe does not know")
+            player.command("refund everything please 🙏", "Something that is not a command")
+            print("\nDone. Everything above went through signed HTTP requests to the real app.")
+            if keep:
+                print(f"Serving on {app_url} until Ctrl-C.")
+                threading.Event().wait()
+        finally:
+            server.shutdown()
+            server.server_close()
+            deps.pool.close()
+    return 0
+
+
+def _seed(stripe_api: StripeStandIn) -> dict[str, str]:
+    usd = stripe_api.add_payment(12000, "usd", email="jenny.rosen@example.com", description="Annual plan")
+    jpy = stripe_api.add_payment(5000, "jpy", email="taro.yamada@example.jp", brand="jcb", last4="0005")
+    kwd = stripe_api.add_payment(5120, "kwd", email="noor@example.com", brand="mastercard", last4="4444")
+    refund = _refund(stripe_api, usd["charge"]["id"], 2000)
+    stripe_api.settle_refund(refund, "succeeded")
+    return {
+        "usd_pi": usd["payment_intent"]["id"],
+        "jpy_charge": jpy["charge"]["id"],
+        "kwd_pi": kwd["payment_intent"]["id"],
+        "usd_refund": refund,
+    }
+
+
+def _refund(stripe_api: StripeStandIn, charge: str, amount: int) -> str:
+    resp = requests.post(f"{stripe_api.url}/v1/refunds", data={"charge": charge, "amount": amount},
+                         headers={"Authorization": f"Bearer {STRIPE_KEY}"}, timeout=5)
+    resp.raise_for_status()
+    return resp.json()["id"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(run())
+

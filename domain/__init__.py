@@ -1,0 +1,1 @@
+"""Pure domain rules: money, command parsing, refundable amounts, policies. No I/O here."""

@@ -1,0 +1,121 @@
+"""The records we keep, as frozen dataclasses; store/ returns rows as these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Refund statuses that hold money back from what is still refundable.
+REFUND_HOLDING = frozenset({"pending", "requires_action", "succeeded"})
+# Request statuses that have been approved but whose refund is not yet reported by Stripe.
+REQUEST_HOLDING = frozenset({"approved", "sent"})
+OPEN_REQUEST = frozenset({"pending", "approved", "sent"})
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment intent (or a charge without one) as last seen from Stripe."""
+
+    id: str
+    payment_intent_id: str | None
+    charge_id: str | None
+    account: str | None
+    livemode: bool
+    amount: int
+    amount_captured: int
+    amount_refunded: int
+    currency: str
+    status: str
+    disputed: bool
+    customer_id: str | None
+    customer_email: str | None
+    card_brand: str | None
+    card_last4: str | None
+    description: str | None
+    failure_code: str | None
+    failure_message: str | None
+    stripe_created: datetime
+    observed_at: datetime
+    synced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A Stripe refund, wherever it was made."""
+
+    id: str
+    charge_id: str | None
+    payment_intent_id: str | None
+    account: str | None
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    failure_reason: str | None
+    request_id: int | None
+    stripe_created: datetime
+    observed_at: datetime
+    synced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A dispute or inquiry on a payment."""
+
+    id: str
+    charge_id: str | None
+    payment_intent_id: str | None
+    account: str | None
+    livemode: bool
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    evidence_due_by: datetime | None
+    evidence_submitted: bool
+    owner: str | None
+    stripe_created: datetime
+    observed_at: datetime
+    synced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """The part of a refund request a lookup shows."""
+
+    id: int
+    amount: int
+    currency: str
+    status: str
+    requested_by: str
+    stripe_refund_id: str | None
+    slack_channel: str | None
+    slack_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentView:
+    """A payment with its refunds, disputes and open requests: what a lookup shows."""
+
+    payment: Payment
+    refunds: tuple[Refund, ...] = ()
+    disputes: tuple[Dispute, ...] = ()
+    requests: tuple[RequestSummary, ...] = ()
+    focus: str | None = None  # the id the person asked about, when it is a refund or dispute
+
+
+def refundable(view: PaymentView) -> int:
+    """What can still be refunded: captured less refunds made or under way and approved requests.
+
+    Stripe's amount_refunded already counts pending and succeeded refunds; we use our own sum
+    when it is larger (a refund we know of that the charge snapshot does not yet include).
+    """
+    p = view.payment
+    refunded = sum(r.amount for r in view.refunds if r.status in REFUND_HOLDING)
+    linked = {r.id for r in view.refunds}
+    approved_unsent = sum(
+        q.amount
+        for q in view.requests
+        if q.status in REQUEST_HOLDING and (q.stripe_refund_id is None or q.stripe_refund_id not in linked)
+    )
+    return max(0, p.amount_captured - max(refunded, p.amount_refunded) - approved_unsent)

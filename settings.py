@@ -1,0 +1,240 @@
+"""Settings, loaded once from the environment (and optionally a TOML file) and validated at startup."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from domain.money import AmountError, parse_money
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+STRIPE_API_DEFAULT = "https://api.stripe.com"
+
+_CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_PRINCIPAL_RE = re.compile(r"^[USW][A-Z0-9]{2,}$")
+
+
+class ConfigError(Exception):
+    """The configuration is incomplete or invalid."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Configuration problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes read from the environment, validated."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str | None = None
+    slack_api_url: str = SLACK_API_DEFAULT
+    stripe_secret_key: str = ""
+    stripe_webhook_secrets: tuple[str, ...] = ()
+    stripe_api_base: str = STRIPE_API_DEFAULT
+    stripe_timeout: float = 8.0
+    stripe_max_network_retries: int = 2
+    port: int = 3000
+    approvals_channel: str | None = None
+    refunds_feed_channel: str | None = None
+    disputes_channel: str | None = None
+    alerts_channel: str | None = None
+    requesters: frozenset[str] | None = None
+    approvers: frozenset[str] | None = None
+    admins: frozenset[str] = frozenset()
+    approval_threshold: Mapping[str, int] = field(default_factory=lambda: {"usd": 500000})
+    request_expiry: timedelta = timedelta(days=7)
+    webhook_tolerance_seconds: int = 300
+    webhook_max_attempts: int = 8
+    db_pool_max: int = 8
+    log_level: str = "INFO"
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode is used when an app-level token is configured."""
+        return bool(self.slack_app_token)
+
+    @property
+    def stripe_livemode(self) -> bool:
+        """Whether the Stripe key is a live-mode key (decides Dashboard links)."""
+        return "_live_" in self.stripe_secret_key
+
+    def __repr__(self) -> str:  # never print secrets, even by accident in a traceback
+        return f"Settings(database={'external' if self.database_url else 'embedded'}, port={self.port})"
+
+
+# What each process needs: the web process serves Slack and Stripe webhooks; the worker posts to
+# Slack and calls Stripe; migrate and the CLI tools only need the database.
+REQUIRED = {
+    "web": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
+    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "STRIPE_SECRET_KEY"),
+    "worker": ("SLACK_BOT_TOKEN", "STRIPE_SECRET_KEY"),
+    "db": (),
+}
+
+# Every variable we read, with the meaning shown by `refund-desk config`; the README mirrors it.
+VARIABLES = {
+    "DATABASE_URL": "Postgres URL; unset: embedded Postgres under REFUND_DESK_DATA_DIR",
+    "REFUND_DESK_DATA_DIR": "folder for the embedded Postgres data (default .data)",
+    "REFUND_DESK_CONFIG": "optional TOML file with any of these variables; the environment wins",
+    "SLACK_BOT_TOKEN": "xoxb- bot token",
+    "SLACK_SIGNING_SECRET": "signing secret of the Slack app (HTTP mode)",
+    "SLACK_APP_TOKEN": "xapp- app-level token; when set, Socket Mode",
+    "SLACK_API_URL": f"Slack Web API base URL (default {SLACK_API_DEFAULT})",
+    "STRIPE_SECRET_KEY": "sk_ or rk_ key",
+    "STRIPE_WEBHOOK_SECRET": "one or more whsec_ secrets, comma-separated",
+    "STRIPE_API_BASE": f"Stripe API base URL (default {STRIPE_API_DEFAULT})",
+    "STRIPE_TIMEOUT": "seconds before a Stripe call times out (default 8)",
+    "STRIPE_MAX_NETWORK_RETRIES": "retries of failed Stripe calls (default 2)",
+    "PORT": "HTTP port (default 3000)",
+    "APPROVALS_CHANNEL": "channel ID for refund approvals",
+    "REFUNDS_FEED_CHANNEL": "channel ID for refunds made outside the bot",
+    "DISPUTES_CHANNEL": "channel ID for dispute and early-fraud-warning alerts",
+    "ALERTS_CHANNEL": "channel ID for failure-rate, webhook and reconciliation alerts",
+    "REQUESTERS": "user/user-group IDs who may ask for refunds, comma-separated; unset: everyone",
+    "APPROVERS": "user/user-group IDs who may approve or reject, comma-separated",
+    "ADMINS": "user/user-group IDs with every role, comma-separated",
+    "APPROVAL_THRESHOLD": "above it, a second person approves; e.g. 5000 USD,4500 EUR (default 5000 USD)",
+    "REQUEST_EXPIRY_HOURS": "pending refund requests expire after this many hours (default 168)",
+    "WEBHOOK_TOLERANCE_SECONDS": "accepted age of a Stripe-Signature timestamp (default 300)",
+    "WEBHOOK_MAX_ATTEMPTS": "processing attempts before an event is dead-lettered (default 8)",
+    "DB_POOL_MAX": "Postgres connections per process (default 8)",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+}
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _read_config_file(path: str, problems: list[str]) -> dict[str, str]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        problems.append(f"REFUND_DESK_CONFIG: cannot read {path}: {exc.strerror}")
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"REFUND_DESK_CONFIG: {path} is not valid TOML: {exc}")
+        return {}
+    unknown = sorted(k for k in data if k not in VARIABLES)
+    if unknown:
+        problems.append(f"REFUND_DESK_CONFIG: unknown setting(s) {', '.join(unknown)} in {path}")
+    return {k: str(v) if not isinstance(v, list) else ",".join(map(str, v)) for k, v in data.items()}
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") -> Settings:
+    """Read and validate settings; raise ConfigError naming every missing or malformed variable."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    if env.get("REFUND_DESK_CONFIG"):
+        env = {**_read_config_file(env["REFUND_DESK_CONFIG"], problems), **env}
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    needed = REQUIRED["socket" if require == "web" and get("SLACK_APP_TOKEN") else require]
+    for name in needed:
+        if not get(name):
+            problems.append(f"{name} is not set ({VARIABLES[name]})")
+
+    def check_prefix(name: str, prefixes: tuple[str, ...]) -> None:
+        value = get(name)
+        if value and not value.startswith(prefixes):
+            problems.append(f"{name} should start with {' or '.join(prefixes)}")
+
+    check_prefix("SLACK_BOT_TOKEN", ("xoxb-",))
+    check_prefix("SLACK_APP_TOKEN", ("xapp-",))
+    check_prefix("STRIPE_SECRET_KEY", ("sk_", "rk_"))
+    secrets = tuple(_split(get("STRIPE_WEBHOOK_SECRET") or ""))
+    if any(not s.startswith("whsec_") for s in secrets):
+        problems.append("STRIPE_WEBHOOK_SECRET: every secret should start with whsec_")
+
+    def number(name: str, default: float, kind: type = int, low: float = 0, high: float = 1e12):
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            problems.append(f"{name} should be a {'whole ' if kind is int else ''}number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            problems.append(f"{name} should be between {low:g} and {high:g}, got {raw}")
+            return default
+        return value
+
+    def channel(name: str) -> str | None:
+        value = get(name)
+        if value and not _CHANNEL_RE.match(value):
+            problems.append(f"{name} should be a channel ID like C0123456789 (not a #name), got {value!r}")
+        return value
+
+    def principals(name: str) -> frozenset[str] | None:
+        raw = get(name)
+        if raw is None:
+            return None
+        ids = _split(raw)
+        bad = [i for i in ids if not _PRINCIPAL_RE.match(i)]
+        if bad:
+            problems.append(
+                f"{name}: {', '.join(bad)} should be user IDs (U…/W…) or user-group IDs (S…)"
+            )
+        return frozenset(ids)
+
+    thresholds: dict[str, int] = {}
+    for part in _split(get("APPROVAL_THRESHOLD") or "5000 USD"):
+        try:
+            money = parse_money(part)
+        except AmountError as exc:
+            problems.append(f"APPROVAL_THRESHOLD: {exc}")
+            continue
+        thresholds[money.currency] = money.amount
+
+    log_level = (get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        problems.append(f"LOG_LEVEL should be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    settings = Settings(
+        database_url=get("DATABASE_URL"),
+        data_dir=Path(get("REFUND_DESK_DATA_DIR") or ".data"),
+        slack_bot_token=get("SLACK_BOT_TOKEN") or "",
+        slack_signing_secret=get("SLACK_SIGNING_SECRET") or "",
+        slack_app_token=get("SLACK_APP_TOKEN"),
+        slack_api_url=_with_slash(get("SLACK_API_URL") or SLACK_API_DEFAULT),
+        stripe_secret_key=get("STRIPE_SECRET_KEY") or "",
+        stripe_webhook_secrets=secrets,
+        stripe_api_base=(get("STRIPE_API_BASE") or STRIPE_API_DEFAULT).rstrip("/"),
+        stripe_timeout=number("STRIPE_TIMEOUT", 8.0, float, 0.1, 120),
+        stripe_max_network_retries=number("STRIPE_MAX_NETWORK_RETRIES", 2, int, 0, 10),
+        port=number("PORT", 3000, int, 1, 65535),
+        approvals_channel=channel("APPROVALS_CHANNEL"),
+        refunds_feed_channel=channel("REFUNDS_FEED_CHANNEL"),
+        disputes_channel=channel("DISPUTES_CHANNEL"),
+        alerts_channel=channel("ALERTS_CHANNEL"),
+        requesters=principals("REQUESTERS"),
+        approvers=principals("APPROVERS"),
+        admins=principals("ADMINS") or frozenset(),
+        approval_threshold=thresholds,
+        request_expiry=timedelta(hours=number("REQUEST_EXPIRY_HOURS", 168, float, 0.01, 24 * 365)),
+        webhook_tolerance_seconds=number("WEBHOOK_TOLERANCE_SECONDS", 300, int, 1, 3600),
+        webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 8, int, 1, 100),
+        db_pool_max=number("DB_POOL_MAX", 8, int, 1, 200),
+        log_level=log_level,
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

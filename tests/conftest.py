@@ -1,0 +1,174 @@
+"""Shared fixtures: a real Postgres (embedded), a fresh database per test, Slack and Stripe stand-ins,
+and the web app served over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from settings import Settings
+from standins.signing import slack_headers, slash_command_body
+from standins.slack_api import SlackStandIn
+from standins.stripe_api import StripeStandIn
+from store import embedded, migrate
+from support import ROOT
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+WEBHOOK_SECRET = "whsec_test_secret_for_the_refund_desk"
+STRIPE_KEY = "sk_test_standin"
+_counter = itertools.count()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The embedded Postgres for the test run, shared by xdist workers, stopped by the last one."""
+    data = Path(os.environ.get("REFUND_DESK_TEST_DATA", ROOT / ".data" / "test"))
+    return embedded.start(data)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> str:
+    """A database with every migration applied, cloned for each test; rebuilt when migrations change."""
+    digest = hashlib.sha256("".join(m.sql for m in migrate.available()).encode()).hexdigest()[:12]
+    name = f"refund_desk_tpl_{digest}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(4242)")
+        try:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).fetchone()
+            if not exists:
+                building = name + "_building"
+                conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{building}"')
+                migrate.migrate(with_database(pg_server_url, building))
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(4242)")
+    return name
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """A fresh, fully migrated database for one test, dropped afterwards."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"t_{worker}_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection to the test's database (autocommit off: the test owns transactions)."""
+    with psycopg.connect(db_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    """The Slack Web API stand-in."""
+    with SlackStandIn(usergroups={"S0APPROVERS": ["U0MANAGER1", "U0MANAGER2"]}) as standin:
+        yield standin
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[StripeStandIn]:
+    """The Stripe API stand-in."""
+    with StripeStandIn(api_keys=(STRIPE_KEY,)) as standin:
+        yield standin
+
+
+@pytest.fixture
+def settings(db_url: str, slack: SlackStandIn, stripe_api: StripeStandIn) -> Settings:
+    """Settings pointing at the test database and the stand-ins."""
+    return Settings(
+        database_url=db_url,
+        slack_bot_token="xoxb-standin",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        stripe_secret_key=STRIPE_KEY,
+        stripe_webhook_secrets=(WEBHOOK_SECRET,),
+        stripe_api_base=stripe_api.url,
+        stripe_timeout=2.0,
+        stripe_max_network_retries=1,
+        approvals_channel="C0APPROVALS",
+        refunds_feed_channel="C0REFUNDFEED",
+        disputes_channel="C0DISPUTES",
+        alerts_channel="C0ALERTS",
+        db_pool_max=4,
+    )
+
+
+class LiveServer:
+    """The web app on a real socket, with helpers that sign requests like Slack does."""
+
+    def __init__(self, url: str, settings: Settings, slack: SlackStandIn):
+        self.url = url
+        self.settings = settings
+        self.slack = slack
+        self.http = requests.Session()
+
+    def slash(self, text: str, *, user_id: str = "U0SUPPORT1", key: str | None = None,
+              secret: str | None = None, timestamp: int | None = None) -> tuple[requests.Response, str]:
+        """POST a signed /refunds command; return the response and the response_url key."""
+        key = key or f"r{next(_counter)}"
+        body = slash_command_body(text, response_url=self.slack.response_url(key), user_id=user_id)
+        headers = slack_headers(body, secret or self.settings.slack_signing_secret, timestamp=timestamp)
+        return self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers, timeout=10), key
+
+
+@pytest.fixture
+def make_server_for(request):
+    """Start the web app for given settings on a real socket; stopped at teardown."""
+    from app import build_deps, create_app
+
+    started = []
+
+    def start(settings: Settings, slack: SlackStandIn) -> LiveServer:
+        deps = build_deps(settings)
+        flask_app = create_app(settings, deps=deps)
+        server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        live = LiveServer(f"http://127.0.0.1:{server.server_port}", settings, slack)
+        started.append((server, thread, deps, live))
+        return live
+
+    yield start
+    for server, thread, deps, live in started:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        live.http.close()
+        deps.pool.close()
+
+
+@pytest.fixture
+def web(make_server_for, settings: Settings, slack: SlackStandIn) -> LiveServer:
+    """The web app against the test database and stand-ins."""
+    return make_server_for(settings, slack)
+
+
+def replace_settings(settings: Settings, **changes) -> Settings:
+    """A copy of settings with some fields changed."""
+    return replace(settings, **changes)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from domain.commands import USAGE, Help, Lookup, parse
+
+
+@pytest.mark.parametrize("text", [None, "", "   ", "help", "HELP", "--help", "?"])
+def test_help(text: str | None) -> None:
+    assert parse(text) == Help()
+
+
+@pytest.mark.parametrize(
+    ("text", "stripe_id", "kind"),
+    [
+        ("pi_3MtwBwLkdIwHu7ix28a3tqPa", "pi_3MtwBwLkdIwHu7ix28a3tqPa", "payment"),
+        ("  ch_fakefakefakefakefake0001 ", "ch_fakefakefakefakefake0001", "payment"),
+        ("py_1PIYLqH3aDS1dYxm", "py_1PIYLqH3aDS1dYxm", "payment"),
+        ("re_3RWYCFQ8iJWBZFaM191ZqGD9", "re_3RWYCFQ8iJWBZFaM191ZqGD9", "refund"),
+        ("pyr_1PIYLqH3aDS1dYxm", "pyr_1PIYLqH3aDS1dYxm", "refund"),
+        ("dp_1OzgpEH4tiDZlIUaZ8iWQMsb", "dp_1OzgpEH4tiDZlIUaZ8iWQMsb", "dispute"),
+        ("du_1OzgpEH4tiDZlIUaZ8iWQMsb", "du_1OzgpEH4tiDZlIUaZ8iWQMsb", "dispute"),
+        ("`pi_3MtwBwLkdIwHu7ix28a3tqPa`", "pi_3MtwBwLkdIwHu7ix28a3tqPa", "payment"),
+        (
+            "<https://dashboard.stripe.com/test/payments/pi_3MtwBwLkdIwHu7ix28a3tqPa|link>",
+            "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "payment",
+        ),
+        ("https://dashboard.stripe.com/acct_1/disputes/du_1OzgpEH4tiDZ", "du_1OzgpEH4tiDZ", "dispute"),
+    ],
+)
+def test_lookup(text: str, stripe_id: str, kind: str) -> None:
+    cmd = parse(text)
+    assert cmd == Lookup(stripe_id)
+    assert isinstance(cmd, Lookup) and cmd.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("xx_123456", "is not a payment, refund or dispute id"),
+        ("pi_", "is not a payment"),
+        ("pi_12", "is not a payment"),
+        ("cus_ABC123456", "is not a payment"),
+        ("pi_3MtwBwLkdIwHu7ix28a3tqPa extra words", "Just the id"),
+        ("refund me 😀", "don't understand"),
+        ("🙏" * 500, "don't understand"),
+        ("x" * 4000, "don't understand"),
+        ("<!channel> hi", "don't understand"),
+    ],
+)
+def test_everything_else_answers_with_usage_and_a_reason(text: str, says: str) -> None:
+    cmd = parse(text)
+    assert isinstance(cmd, Help)
+    assert cmd.problem and says in cmd.problem
+    assert len(cmd.problem) < 200  # echoes are cut, whatever was typed
+
+
+def test_usage_has_examples_of_every_kind() -> None:
+    for prefix in ("pi_", "ch_", "re_", "dp_", "du_"):
+        assert prefix in USAGE
