@@ -26,6 +26,7 @@ class Payment:
     amount_refunded: int
     currency: str
     status: str
+    charge_status: str | None
     disputed: bool
     customer_id: str | None
     customer_email: str | None
@@ -36,6 +37,7 @@ class Payment:
     failure_message: str | None
     stripe_created: datetime
     observed_at: datetime
+    charge_observed_at: datetime | None = None
     synced_at: datetime | None = None
 
 

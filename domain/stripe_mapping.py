@@ -89,6 +89,7 @@ def payment_from_charge(charge: Json, *, account: str | None, observed_at: datet
     captured = _captured(charge)
     brand, last4 = _card(charge)
     outcome = _obj(charge.get("outcome")) or {}
+    failed = charge.get("status") == "failed"
     return Payment(
         id=pi_id or charge["id"],
         payment_intent_id=pi_id,
@@ -99,18 +100,28 @@ def payment_from_charge(charge: Json, *, account: str | None, observed_at: datet
         amount_captured=captured,
         amount_refunded=min(int(charge.get("amount_refunded") or 0), captured),
         currency=str(charge.get("currency") or "usd").lower(),
-        status=_charge_status(charge),
+        status=_payment_status_of_charge(charge) if pi_id else _charge_status(charge),
+        charge_status=_charge_status(charge),
         disputed=bool(charge.get("disputed")),
         customer_id=ref_id(charge.get("customer")),
         customer_email=_email(charge),
         card_brand=brand,
         card_last4=last4,
         description=charge.get("description"),
-        failure_code=charge.get("failure_code") or outcome.get("reason") if charge.get("status") == "failed" else None,
-        failure_message=charge.get("failure_message") if charge.get("status") == "failed" else None,
+        failure_code=(charge.get("failure_code") or outcome.get("reason")) if failed else None,
+        failure_message=charge.get("failure_message") if failed else None,
         stripe_created=ts(charge.get("created")) or observed_at,
         observed_at=observed_at,
+        charge_observed_at=observed_at,
     )
+
+
+def _payment_status_of_charge(charge: Json) -> str:
+    """What a charge tells about its payment intent's status."""
+    status = _charge_status(charge)
+    if status == "succeeded":
+        return "succeeded" if charge.get("captured", True) else "requires_capture"
+    return "processing" if status == "pending" else "requires_payment_method"
 
 
 def _charge_status(charge: Json) -> str:
@@ -143,6 +154,7 @@ def payment_from_payment_intent(
         amount_refunded=refunded,
         currency=str(pi.get("currency") or "usd").lower(),
         status=pi.get("status") or "processing",
+        charge_status=_charge_status(charge) if charge else None,
         disputed=bool(charge and charge.get("disputed")),
         customer_id=ref_id(pi.get("customer")),
         customer_email=_email(charge, pi),
@@ -153,6 +165,7 @@ def payment_from_payment_intent(
         failure_message=error.get("message"),
         stripe_created=ts(pi.get("created")) or observed_at,
         observed_at=observed_at,
+        charge_observed_at=observed_at if charge else None,
     )
 
 

@@ -63,11 +63,11 @@ def from_stripe(pool: ConnectionPool, gateway: StripeGateway, stripe_id: str, *,
     focus = stripe_id if stripe_id != payment.id else None
     try:
         with transaction(pool) as conn:
-            store.upsert_payment(conn, payment)
+            store.save_payment(conn, payment)
             for refund in refunds:
-                store.upsert_refund(conn, refund)
+                store.save_refund(conn, refund)
             for dispute in disputes:
-                store.upsert_dispute(conn, dispute)
+                store.save_dispute(conn, dispute)
             view = store.payment_view(conn, payment.id, focus=focus)
     except DatabaseUnavailable:
         # The person still gets Stripe's answer; the cache fills on the next lookup or webhook.

@@ -2,87 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
+from domain.ordering import merge_dispute, merge_payment, merge_refund
 
-# Newer observations win; an older snapshot (a late, reordered webhook) changes nothing.
-UPSERT_PAYMENT = """
-INSERT INTO payments (id, payment_intent_id, charge_id, account, livemode, amount, amount_captured,
-    amount_refunded, currency, status, disputed, customer_id, customer_email, card_brand, card_last4,
-    description, failure_code, failure_message, stripe_created, observed_at, synced_at)
-VALUES (%(id)s, %(payment_intent_id)s, %(charge_id)s, %(account)s, %(livemode)s, %(amount)s,
-    %(amount_captured)s, %(amount_refunded)s, %(currency)s, %(status)s, %(disputed)s, %(customer_id)s,
-    %(customer_email)s, %(card_brand)s, %(card_last4)s, %(description)s, %(failure_code)s,
-    %(failure_message)s, %(stripe_created)s, %(observed_at)s, now())
-ON CONFLICT (id) DO UPDATE SET
-    charge_id = coalesce(EXCLUDED.charge_id, payments.charge_id),
-    account = coalesce(EXCLUDED.account, payments.account),
-    livemode = EXCLUDED.livemode,
-    amount = EXCLUDED.amount,
-    amount_captured = EXCLUDED.amount_captured,
-    amount_refunded = EXCLUDED.amount_refunded,
-    currency = EXCLUDED.currency,
-    status = EXCLUDED.status,
-    disputed = EXCLUDED.disputed OR payments.disputed,
-    customer_id = coalesce(EXCLUDED.customer_id, payments.customer_id),
-    customer_email = coalesce(EXCLUDED.customer_email, payments.customer_email),
-    card_brand = coalesce(EXCLUDED.card_brand, payments.card_brand),
-    card_last4 = coalesce(EXCLUDED.card_last4, payments.card_last4),
-    description = coalesce(EXCLUDED.description, payments.description),
-    failure_code = EXCLUDED.failure_code,
-    failure_message = EXCLUDED.failure_message,
-    observed_at = EXCLUDED.observed_at,
-    synced_at = now()
-WHERE payments.observed_at <= EXCLUDED.observed_at
-RETURNING id
-"""
+T = TypeVar("T")
 
-UPSERT_REFUND = """
-INSERT INTO refunds (id, charge_id, payment_intent_id, account, amount, currency, status, reason,
-    failure_reason, request_id, stripe_created, observed_at, synced_at)
-VALUES (%(id)s, %(charge_id)s, %(payment_intent_id)s, %(account)s, %(amount)s, %(currency)s,
-    %(status)s, %(reason)s, %(failure_reason)s, %(request_id)s, %(stripe_created)s, %(observed_at)s, now())
-ON CONFLICT (id) DO UPDATE SET
-    charge_id = coalesce(EXCLUDED.charge_id, refunds.charge_id),
-    payment_intent_id = coalesce(EXCLUDED.payment_intent_id, refunds.payment_intent_id),
-    account = coalesce(EXCLUDED.account, refunds.account),
-    amount = EXCLUDED.amount,
-    status = EXCLUDED.status,
-    reason = coalesce(EXCLUDED.reason, refunds.reason),
-    failure_reason = coalesce(EXCLUDED.failure_reason, refunds.failure_reason),
-    request_id = coalesce(refunds.request_id, EXCLUDED.request_id),
-    observed_at = EXCLUDED.observed_at,
-    synced_at = now()
-WHERE refunds.observed_at <= EXCLUDED.observed_at
-RETURNING id
-"""
+# The statements below are built once at import from dataclass field names (never from input).
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls) if f.name != "synced_at"]
 
-UPSERT_DISPUTE = """
-INSERT INTO disputes (id, charge_id, payment_intent_id, account, livemode, amount, currency, status,
-    reason, evidence_due_by, evidence_submitted, stripe_created, observed_at, synced_at)
-VALUES (%(id)s, %(charge_id)s, %(payment_intent_id)s, %(account)s, %(livemode)s, %(amount)s,
-    %(currency)s, %(status)s, %(reason)s, %(evidence_due_by)s, %(evidence_submitted)s,
-    %(stripe_created)s, %(observed_at)s, now())
-ON CONFLICT (id) DO UPDATE SET
-    charge_id = coalesce(EXCLUDED.charge_id, disputes.charge_id),
-    payment_intent_id = coalesce(EXCLUDED.payment_intent_id, disputes.payment_intent_id),
-    account = coalesce(EXCLUDED.account, disputes.account),
-    amount = EXCLUDED.amount,
-    status = EXCLUDED.status,
-    reason = EXCLUDED.reason,
-    evidence_due_by = EXCLUDED.evidence_due_by,
-    evidence_submitted = EXCLUDED.evidence_submitted,
-    observed_at = EXCLUDED.observed_at,
-    synced_at = now()
-WHERE disputes.observed_at <= EXCLUDED.observed_at
-RETURNING id
-"""
+
+def _insert_sql(table: str, cls: type) -> str:
+    cols = _columns(cls)
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "  # noqa: S608
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+
+
+def _update_sql(table: str, cls: type) -> str:
+    cols = [c for c in _columns(cls) if c != "id"]
+    sets = ", ".join(f"{c} = %({c})s" for c in cols)
+    return f"UPDATE {table} SET {sets}, synced_at = now() WHERE id = %(id)s"  # noqa: S608
+
+
+def _lock_sql(table: str, cls: type) -> str:
+    names = ", ".join(f.name for f in fields(cls))
+    return f"SELECT {names} FROM {table} WHERE id = %(id)s FOR UPDATE"  # noqa: S608
+
+
+INSERT_PAYMENT = _insert_sql("payments", Payment)
+UPDATE_PAYMENT = _update_sql("payments", Payment)
+LOCK_PAYMENT = _lock_sql("payments", Payment)
+INSERT_REFUND = _insert_sql("refunds", Refund)
+UPDATE_REFUND = _update_sql("refunds", Refund)
+LOCK_REFUND = _lock_sql("refunds", Refund)
+INSERT_DISPUTE = _insert_sql("disputes", Dispute)
+UPDATE_DISPUTE = _update_sql("disputes", Dispute)
+LOCK_DISPUTE = _lock_sql("disputes", Dispute)
 
 # Where a refund or dispute id leads: the payment it belongs to.
 PAYMENT_KEY_OF_REFUND = "SELECT coalesce(payment_intent_id, charge_id) AS key FROM refunds WHERE id = %(id)s"
@@ -113,23 +78,47 @@ FROM p
 """
 
 
-def _params(record: Any) -> dict[str, Any]:
-    return asdict(record)
+@dataclass(frozen=True)
+class Saved(Generic[T]):
+    """The outcome of saving a snapshot: the record before and after (after is None: no change)."""
+
+    before: T | None
+    after: T | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the snapshot changed what we hold."""
+        return self.after is not None
 
 
-def upsert_payment(conn: psycopg.Connection, payment: Payment) -> bool:
-    """Store a payment snapshot; False when a newer one was already stored."""
-    return conn.execute(UPSERT_PAYMENT, _params(payment)).fetchone() is not None
+def _save(conn: psycopg.Connection, record: T, merge: Callable[[T | None, T], T | None],
+          insert: str, lock: str, update: str) -> Saved[T]:
+    # Insert first so concurrent savers of a new id meet on the primary key, then lock and merge.
+    params = asdict(record)  # type: ignore[call-overload]
+    if conn.execute(insert, params).fetchone() is not None:
+        return Saved(None, record)
+    with conn.cursor(row_factory=class_row(type(record))) as cur:
+        current = cur.execute(lock, params).fetchone()
+    merged = merge(current, record)
+    if merged is None:
+        return Saved(current, None)
+    conn.execute(update, asdict(merged))  # type: ignore[call-overload]
+    return Saved(current, merged)
 
 
-def upsert_refund(conn: psycopg.Connection, refund: Refund) -> bool:
-    """Store a refund snapshot; False when a newer one was already stored."""
-    return conn.execute(UPSERT_REFUND, _params(refund)).fetchone() is not None
+def save_payment(conn: psycopg.Connection, payment: Payment) -> Saved[Payment]:
+    """Merge a payment snapshot into what we hold (an older one changes nothing)."""
+    return _save(conn, payment, merge_payment, INSERT_PAYMENT, LOCK_PAYMENT, UPDATE_PAYMENT)
 
 
-def upsert_dispute(conn: psycopg.Connection, dispute: Dispute) -> bool:
-    """Store a dispute snapshot (the Slack owner is kept); False when a newer one was stored."""
-    return conn.execute(UPSERT_DISPUTE, _params(dispute)).fetchone() is not None
+def save_refund(conn: psycopg.Connection, refund: Refund) -> Saved[Refund]:
+    """Merge a refund snapshot into what we hold (status only moves forward)."""
+    return _save(conn, refund, merge_refund, INSERT_REFUND, LOCK_REFUND, UPDATE_REFUND)
+
+
+def save_dispute(conn: psycopg.Connection, dispute: Dispute) -> Saved[Dispute]:
+    """Merge a dispute snapshot into what we hold (the Slack owner is kept)."""
+    return _save(conn, dispute, merge_dispute, INSERT_DISPUTE, LOCK_DISPUTE, UPDATE_DISPUTE)
 
 
 def payment_key(conn: psycopg.Connection, stripe_id: str) -> str | None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import requests
+from support import ROOT
 from werkzeug.serving import make_server
 
 from settings import Settings
@@ -22,7 +23,6 @@ from standins.signing import slack_headers, slash_command_body
 from standins.slack_api import SlackStandIn
 from standins.stripe_api import StripeStandIn
 from store import embedded, migrate
-from support import ROOT
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 WEBHOOK_SECRET = "whsec_test_secret_for_the_refund_desk"

@@ -21,6 +21,7 @@ CREATE TABLE payments (
                         'requires_payment_method', 'requires_confirmation', 'requires_action',
                         'processing', 'requires_capture', 'canceled', 'succeeded',
                         'pending', 'failed')),
+    charge_status     text CHECK (charge_status IN ('succeeded', 'pending', 'failed')),
     disputed          boolean NOT NULL DEFAULT false,
     customer_id       text,
     customer_email    text,
@@ -30,9 +31,10 @@ CREATE TABLE payments (
     failure_code      text,
     failure_message   text,
     stripe_created    timestamptz NOT NULL,
-    -- When the Stripe state we hold was true (event `created`, or the time of an API read);
-    -- an older snapshot never overwrites a newer one.
-    observed_at       timestamptz NOT NULL,
+    -- When the Stripe state we hold was true (event `created`, or the time of an API read), for
+    -- the payment intent's fields and for the charge's; an older snapshot never overwrites a newer one.
+    observed_at        timestamptz NOT NULL,
+    charge_observed_at timestamptz,
     synced_at         timestamptz NOT NULL DEFAULT now(),
     CHECK (amount_captured <= amount),
     CHECK (amount_refunded <= amount_captured),
