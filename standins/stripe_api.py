@@ -796,8 +796,7 @@ class StripeStandIn:
             version=version,
         )
         resp = self._process(req)
-        if resp is not None:
-            _write(h, req, resp)
+        # Log before answering, so a client that got its answer always finds it logged.
         with self._lock:
             self.requests.append(
                 {
@@ -811,6 +810,8 @@ class StripeStandIn:
                     "response_headers": dict(resp.headers) if resp else {},
                 }
             )
+        if resp is not None:
+            _write(h, req, resp)
 
     def _process(self, req: _Req) -> _Resp | None:
         """Faults, auth, routing, idempotency, execution. None means: drop the connection."""
