@@ -22,8 +22,8 @@ def build_app(deps: Deps) -> App:
     from bot import actions, commands
 
     settings = deps.settings
+    # The token reaches each request's client through authorize() below.
     client = WebClient(
-        token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],

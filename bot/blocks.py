@@ -32,6 +32,18 @@ STATUS_ICON = {
 }
 
 
+BRANDS = {
+    "visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "jcb": "JCB",
+    "discover": "Discover", "diners": "Diners Club", "unionpay": "UnionPay", "cartes_bancaires": "Cartes Bancaires",
+}
+
+
+def _with_code(shown: str, currency: str) -> str:
+    # "$" alone is ambiguous across dollars; "5.120 KWD" already names its currency.
+    code = currency.upper()
+    return shown if shown.endswith(code) else f"{shown} {code}"
+
+
 def _status(status: str) -> str:
     return f"{STATUS_ICON.get(status, '•')} {status.replace('_', ' ')}"
 
@@ -87,7 +99,7 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
         HeaderBlock(text=f"{kind} {format_amount(p.amount, cur)} · {p.status.replace('_', ' ')}"[:150]),
     ]
     fields = [
-        f"*Amount*\n{format_amount(p.amount, cur)} {cur.upper()}",
+        f"*Amount*\n{_with_code(format_amount(p.amount, cur), cur)}",
         f"*Status*\n{_status(p.status)}",
         f"*Captured*\n{format_amount(p.amount_captured, cur)}",
         f"*Refunded*\n{format_amount(p.amount_refunded, cur)}",
@@ -95,7 +107,7 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
         f"*Customer*\n{_escape(p.customer_email) if p.customer_email else '—'}",
     ]
     if p.card_last4:
-        fields.append(f"*Card*\n{(p.card_brand or 'card').title()} •••• {p.card_last4}")
+        fields.append(f"*Card*\n{BRANDS.get(p.card_brand or '', (p.card_brand or 'Card').title())} •••• {p.card_last4}")
     fields.append(f"*Created*\n{slack_date(p.stripe_created)}")
     if p.failure_code or p.failure_message:
         fields.append(f"*Last failure*\n{_escape(p.failure_message or p.failure_code or '')[:200]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -76,6 +77,7 @@ def run(*, keep: bool = False) -> int:
         from app import build_deps, create_app
 
         deps = build_deps(settings)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = make_server("127.0.0.1", 0, create_app(settings, deps=deps), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         app_url = f"http://127.0.0.1:{server.server_port}"
