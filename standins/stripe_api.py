@@ -31,7 +31,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["DEFAULT_API_VERSION", "StripeError", "StripeStandIn", "parse_form"]
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "StripeError",
+    "StripeStandIn",
+    "format_money",
+    "new_id",
+    "parse_form",
+]
 
 JSON = dict[str, Any]
 
@@ -627,6 +634,9 @@ class StripeStandIn:
                 raise ValueError(f"{charge_id} belongs to account {scope!r}, not {account!r}")
             if charge["status"] != "succeeded" or not charge["captured"]:
                 raise ValueError("only captured, succeeded charges can be disputed")
+            if any(o["object"] == "dispute" and o["charge"] == charge_id
+                   for o in self._objects.values()):
+                raise ValueError(f"{charge_id} already has a dispute (Stripe allows one)")
             amount = charge["amount"] if amount is None else amount
             now = self._tick()
             inquiry = status.startswith("warning_")
@@ -835,43 +845,9 @@ class StripeStandIn:
             )
             return self._answer(_error(exc, req))
         scope = (req.api_key, req.account, key)
-        fingerprint = json.dumps([req.method, req.path, req.params], sort_keys=True)
-        with self._lock:
-            now = time.monotonic()
-            entry = self._idem.get(scope)
-            if entry is not None and now - entry.started > IDEMPOTENCY_TTL:
-                entry = None
-            if entry is None:
-                self._idem[scope] = _IdemEntry(fingerprint, now, req.request_id)
-            elif entry.response is None:
-                conflict = StripeError(
-                    409,
-                    "There is currently another in-progress request using this idempotent key "
-                    "(that probably means you submitted twice, and the other request is still "
-                    f"going through): {key}. Please try again later.",
-                    type_="idempotency_error",
-                    code="idempotency_key_in_use",
-                    headers={"Stripe-Should-Retry": "true"},
-                )
-                return self._answer(_error(conflict, req))
-            elif entry.fingerprint != fingerprint:
-                mismatch = StripeError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    "they were first used with. Try using a key other than "
-                    f"'{key}' if you meant to execute a different request.",
-                    type_="idempotency_error",
-                )
-                return self._answer(_error(mismatch, req))
-            else:
-                saved = entry.response
-                replay = _Resp(
-                    saved.status,
-                    copy.deepcopy(saved.body),
-                    {**saved.headers, "Idempotent-Replayed": "true",
-                     "Original-Request": entry.request_id},
-                )
-                return self._answer(replay)
+        early = self._claim_key(scope, req, key)
+        if early is not None:  # replay, conflict or mismatch: nothing executes
+            return self._answer(early)
         resp, save = self._execute(route, ids, req)
         resp.headers["Idempotency-Key"] = key
         # The in-flight window spans the latency, so concurrent retries really see 409s.
@@ -882,6 +858,47 @@ class StripeStandIn:
             else:
                 self._idem.pop(scope, None)
         return answered
+
+    def _claim_key(
+        self, scope: tuple[str, str | None, str], req: _Req, key: str
+    ) -> _Resp | None:
+        """Mark the key in flight (None) or return what Stripe answers instead."""
+        fingerprint = json.dumps([req.method, req.path, req.params], sort_keys=True)
+        with self._lock:
+            now = time.monotonic()
+            entry = self._idem.get(scope)
+            if entry is not None and now - entry.started > IDEMPOTENCY_TTL:
+                entry = None
+            if entry is None:
+                self._idem[scope] = _IdemEntry(fingerprint, now, req.request_id)
+                return None
+            if entry.response is None:
+                conflict = StripeError(
+                    409,
+                    "There is currently another in-progress request using this idempotent key "
+                    "(that probably means you submitted twice, and the other request is still "
+                    f"going through): {key}. Please try again later.",
+                    type_="idempotency_error",
+                    code="idempotency_key_in_use",
+                    headers={"Stripe-Should-Retry": "true"},
+                )
+                return _error(conflict, req)
+            if entry.fingerprint != fingerprint:
+                mismatch = StripeError(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with. Try using a key other than "
+                    f"'{key}' if you meant to execute a different request.",
+                    type_="idempotency_error",
+                )
+                return _error(mismatch, req)
+            saved = entry.response
+            return _Resp(
+                saved.status,
+                copy.deepcopy(saved.body),
+                {**saved.headers, "Idempotent-Replayed": "true",
+                 "Original-Request": entry.request_id},
+            )
 
     def _answer(self, resp: _Resp) -> _Resp | None:
         if self.latency > 0 and self._stopping.wait(self.latency):
@@ -1131,9 +1148,13 @@ class StripeStandIn:
 
     def _set_dispute_status(self, dispute: JSON, status: str, scope: str | None) -> None:
         before = copy.deepcopy(dispute)
-        was_lost = before["status"] == "lost"
         dispute["status"] = status
-        if status == "won" and not was_lost and dispute["balance_transactions"]:
+        reinstate = (
+            status == "won"
+            and before["status"] not in DISPUTE_CLOSED
+            and bool(dispute["balance_transactions"])  # inquiries never withdrew funds
+        )
+        if reinstate:
             dispute["balance_transactions"].append(
                 self._dispute_txn(dispute, dispute["amount"], 0, "reversal", self._tick(), scope)
             )
@@ -1145,7 +1166,7 @@ class StripeStandIn:
         closed = status in DISPUTE_CLOSED
         self._emit("charge.dispute.closed" if closed else "charge.dispute.updated",
                    dispute, scope, None, previous)
-        if status == "won" and len(dispute["balance_transactions"]) > 1:
+        if reinstate:
             self._emit("charge.dispute.funds_reinstated", dispute, scope, None)
 
     # ------------------------------------------------------------------ payments
