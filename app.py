@@ -1,4 +1,4 @@
-"""The web process: Flask, with Bolt at /slack/events, health checks, and (later) Stripe webhooks."""
+"""The web process: Flask, with Bolt at /slack/events, Stripe webhooks, health checks and metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from werkzeug.exceptions import HTTPException
 
 import bot
+from handlers import webhook
 from services.deps import Deps
 from services.stripe_gateway import StripeGateway, build_client
 from settings import Settings, load_settings
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
     @flask_app.post("/slack/events")
     def slack_events():
         return slack_handler.handle(request)
+
+    webhook.register(flask_app, deps)
 
     @flask_app.get("/healthz")
     def healthz():

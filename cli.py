@@ -96,6 +96,113 @@ def _socket_mode(settings: Settings) -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Apply stored Stripe events and deliver queued Slack messages until stopped (SIGTERM/Ctrl-C)."""
+    import signal
+    import threading
+
+    from app import build_deps, configure_logging
+    from worker.main import check_slack_token, start
+
+    settings = _settings("worker")
+    configure_logging(settings)
+    url = _database_url(settings)
+    deps = build_deps(settings, database_url=url)
+    check_slack_token(deps)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threads = start(deps, stop)
+    log.info("worker running")
+    try:
+        while not stop.is_set():
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+    for thread in threads:
+        thread.join(15)
+    deps.pool.close()
+
+
+@main.group()
+def events() -> None:
+    """Stripe events: list failures, replay them, backfill from Stripe's Events API."""
+
+
+def _db_pool():
+    from app import configure_logging
+    from store import db
+
+    settings = _settings("db")
+    configure_logging(settings)
+    return settings, db.open_pool(_database_url(settings), max_size=2)
+
+
+@events.command("list")
+@click.option("--status", "statuses", multiple=True, default=("failed", "dead"), show_default=True,
+              type=click.Choice(["pending", "failed", "dead", "ignored", "processed"]))
+@click.option("--limit", default=100, show_default=True)
+def events_list(statuses: tuple[str, ...], limit: int) -> None:
+    """Events that failed or were dead-lettered, with their last error."""
+    from store import db
+    from store import events as store_events
+
+    _, pool = _db_pool()
+    with db.connection(pool) as conn:
+        counts = store_events.counts(conn)
+        rows = store_events.listing(conn, list(statuses), limit)
+    pool.close()
+    click.echo("events by status: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    for r in rows:
+        due = r.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_attempt_at else "-"
+        click.echo(f"{r.id}  {r.type:32} {r.status:8} attempts {r.attempts:<3} next {due}  {r.last_error or ''}")
+
+
+@events.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="every failed and dead event")
+def events_replay(event_id: str | None, replay_all: bool) -> None:
+    """Queue one event (by id) or all failed and dead events for processing again."""
+    from store import audit, db
+    from store import events as store_events
+
+    if bool(event_id) == replay_all:
+        raise click.UsageError("name one event id, or pass --all")
+    _, pool = _db_pool()
+    with db.transaction(pool) as conn:
+        ids = store_events.replay(conn, event_id, ["failed", "dead"])
+        for replayed in ids:
+            audit.record(conn, actor=os.environ.get("USER", "cli"), surface="cli", action="event.replayed",
+                         subject=replayed, stripe_ids=[replayed])
+    pool.close()
+    if event_id and not ids:
+        raise click.ClickException(f"{event_id} is not a stored event (or it is still pending)")
+    click.echo(f"queued {len(ids)} event(s) for the worker")
+
+
+@events.command("backfill")
+@click.option("--since", required=True, type=click.DateTime(), help="UTC, e.g. 2026-11-01 or 2026-11-01T08:00:00")
+@click.option("--until", type=click.DateTime(), default=None, help="UTC; default now")
+def events_backfill(since, until) -> None:
+    """Fetch events from Stripe (it keeps 30 days) and store those we do not have; the worker applies them."""
+    from datetime import UTC, timedelta
+
+    from domain.clock import utcnow
+    from services.backfill import backfill
+    from services.stripe_gateway import build_client
+
+    settings, pool = _db_pool()
+    if not settings.stripe_secret_key:
+        raise click.UsageError("STRIPE_SECRET_KEY is not set")
+    start_at = since.replace(tzinfo=UTC)
+    end_at = (until or utcnow()).replace(tzinfo=UTC)
+    if start_at < utcnow() - timedelta(days=30):
+        raise click.UsageError("Stripe keeps events for 30 days: --since must be within the last 30 days")
+    stored, skipped = backfill(pool, build_client(settings), start_at, end_at)
+    pool.close()
+    click.echo(f"stored {stored} new event(s); {skipped} were already here")
+
+
+@main.command()
 def config() -> None:
     """Check the configuration and list every setting (values of secrets are never shown)."""
     try:

@@ -54,6 +54,7 @@ class Settings:
     request_expiry: timedelta = timedelta(days=7)
     webhook_tolerance_seconds: int = 300
     webhook_max_attempts: int = 8
+    slack_channel_pace_seconds: float = 1.0
     db_pool_max: int = 8
     log_level: str = "INFO"
 
@@ -106,6 +107,7 @@ VARIABLES = {
     "REQUEST_EXPIRY_HOURS": "pending refund requests expire after this many hours (default 168)",
     "WEBHOOK_TOLERANCE_SECONDS": "accepted age of a Stripe-Signature timestamp (default 300)",
     "WEBHOOK_MAX_ATTEMPTS": "processing attempts before an event is dead-lettered (default 8)",
+    "SLACK_CHANNEL_PACE_SECONDS": "least time between two messages to one channel (default 1, Slack's limit)",
     "DB_POOL_MAX": "Postgres connections per process (default 8)",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
 }
@@ -228,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         request_expiry=timedelta(hours=number("REQUEST_EXPIRY_HOURS", 168, float, 0.01, 24 * 365)),
         webhook_tolerance_seconds=number("WEBHOOK_TOLERANCE_SECONDS", 300, int, 1, 3600),
         webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 8, int, 1, 100),
+        slack_channel_pace_seconds=number("SLACK_CHANNEL_PACE_SECONDS", 1.0, float, 0, 60),
         db_pool_max=number("DB_POOL_MAX", 8, int, 1, 200),
         log_level=log_level,
     )

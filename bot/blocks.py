@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 from bot import ids
 from domain.commands import USAGE
 from domain.links import dashboard_url
-from domain.models import Dispute, PaymentView, Refund, refundable
+from domain.models import Dispute, Payment, PaymentView, Refund, refundable
 from domain.money import format_amount
 
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
@@ -183,3 +183,39 @@ def notice_blocks(text: str) -> list[Block]:
 def to_dicts(blocks: list[Block]) -> list[dict]:
     """Blocks as the JSON Slack takes."""
     return [b.to_dict() for b in blocks]
+
+
+def refund_feed_message(refund: Refund, payment: Payment | None) -> dict:
+    """The refunds-feed post for a refund made outside the bot (Dashboard, other systems)."""
+    amount = format_amount(refund.amount, refund.currency)
+    payment_id = refund.payment_intent_id or refund.charge_id or "?"
+    who = f" · {_escape(payment.customer_email)}" if payment and payment.customer_email else ""
+    lines = [f"*Refund {amount}* on `{payment_id}`{who}", f"Status: {_status(refund.status)}"]
+    if refund.reason:
+        lines.append(f"Reason: {refund.reason.replace('_', ' ')}")
+    if refund.failure_reason:
+        lines.append(f"Failure: {refund.failure_reason.replace('_', ' ')}")
+    if payment:
+        lines.append(
+            f"Payment: {format_amount(payment.amount_captured, payment.currency)} captured, "
+            f"{format_amount(payment.amount_refunded, payment.currency)} refunded in all"
+        )
+    context = f"`{refund.id}` · made outside the bot (Dashboard or API) · {slack_date(refund.stripe_created)}"
+    livemode = payment.livemode if payment else False
+    account = refund.account or (payment.account if payment else None)
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
+        ContextBlock(elements=[MarkdownTextObject(text=context)]),
+        ActionsBlock(elements=[ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
+                                             url=dashboard_url(payment_id, livemode=livemode, account=account))]),
+    ]
+    return {"text": f"Refund {amount} on {payment_id}: {refund.status}", "blocks": to_dicts(blocks)}
+
+
+def refund_status_reply(before: Refund | None, after: Refund) -> dict:
+    """A thread reply saying how a refund's status moved."""
+    moved = f"{_status(before.status)} → {_status(after.status)}" if before else _status(after.status)
+    text = f"Refund `{after.id}`: {moved}"
+    if after.failure_reason:
+        text += f" ({after.failure_reason.replace('_', ' ')})"
+    return {"text": text}

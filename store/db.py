@@ -36,19 +36,26 @@ def open_pool(conninfo: str, *, max_size: int = 8, min_size: int = 1, name: str 
         # round trip on a local socket and means the first request after a restart succeeds.
         check=ConnectionPool.check_connection,
         reconnect_timeout=0,  # keep trying to reconnect forever; /readyz reports meanwhile
-        kwargs={"autocommit": False},
+        # Single statements (the webhook insert, lookups) commit in one round trip;
+        # multi-statement work opens an explicit transaction (transaction() below).
+        kwargs={"autocommit": True},
     )
     pool.open(wait=False)
     return pool
 
 
 @contextmanager
-def transaction(pool: ConnectionPool, *, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-    """A connection in a transaction: committed on success, rolled back on error."""
+def connection(pool: ConnectionPool, *, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """An autocommit connection; database trouble becomes DatabaseUnavailable."""
     try:
         with pool.connection(timeout=timeout) as conn:
             yield conn
-    except PoolTimeout as exc:
+    except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable() from exc
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable() from exc
+
+
+@contextmanager
+def transaction(pool: ConnectionPool, *, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A connection in a transaction: committed on success, rolled back on error."""
+    with connection(pool, timeout=timeout) as conn, conn.transaction():
+        yield conn

@@ -69,9 +69,9 @@ class _Clock:
                                      "slash_command__org_level_app_is_enterprise_install.form",
                                      "slash_command__slack_docs_example.form"])
 def test_real_slash_command_payloads_are_answered(web: LiveServer, fixture: str) -> None:
-    from support import FIXTURES
-
     from urllib.parse import parse_qsl, urlencode
+
+    from support import FIXTURES
 
     fields = dict(parse_qsl((FIXTURES / "slack" / fixture).read_text().strip(), keep_blank_values=True))
     fields["command"] = "/refunds"  # each source app had its own command name; the rest is as Slack sent it

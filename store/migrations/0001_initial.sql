@@ -145,7 +145,8 @@ CREATE TABLE stripe_events (
     received_at     timestamptz NOT NULL DEFAULT now(),
     processed_at    timestamptz
 );
-CREATE INDEX stripe_events_due ON stripe_events (next_attempt_at) WHERE status IN ('pending', 'failed');
+-- The worker takes the oldest due event first.
+CREATE INDEX stripe_events_due ON stripe_events (stripe_created, received_at) WHERE status IN ('pending', 'failed');
 CREATE INDEX stripe_events_created ON stripe_events (stripe_created);
 
 -- Outgoing Slack messages, written in the same transaction as the change they announce and
@@ -167,7 +168,22 @@ CREATE TABLE slack_outbox (
     sent_at         timestamptz,
     slack_ts        text
 );
-CREATE INDEX slack_outbox_due ON slack_outbox (next_attempt_at, id) WHERE status = 'queued';
+CREATE INDEX slack_outbox_due ON slack_outbox (channel, id) WHERE status = 'queued';
+CREATE INDEX slack_outbox_parent ON slack_outbox (parent_key) WHERE parent_key IS NOT NULL;
+
+-- Slack timestamps of delivered messages, by logical name: where replies and updates go.
+CREATE TABLE slack_messages (
+    key     text PRIMARY KEY,
+    channel text NOT NULL,
+    ts      text NOT NULL
+);
+
+-- When each channel may get its next message (Slack allows about one per second per channel,
+-- and a 429 names how long to wait).
+CREATE TABLE slack_pace (
+    channel text PRIMARY KEY,
+    next_at timestamptz NOT NULL
+);
 
 -- Who did what, when, from where, with which Stripe ids. Append-only, enforced below.
 CREATE TABLE audit_log (

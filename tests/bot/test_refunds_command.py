@@ -86,9 +86,10 @@ def test_legacy_charge_without_payment_intent(web, slack, stripe_api) -> None:
 def test_connected_account_payment_links_to_the_account_dashboard(web, slack, conn) -> None:
     from datetime import UTC, datetime
 
+    from support import fixture_json
+
     from domain import stripe_mapping as sm
     from store import payments as store
-    from support import fixture_json
 
     charge = fixture_json("stripe/object_charge__gumroad_vcr_connected_account_py_cad_fx.json")
     store.save_payment(conn, sm.payment_from_charge(charge, account="acct_1Connected", observed_at=datetime.now(UTC)))
@@ -160,7 +161,6 @@ def test_stripe_trouble_is_said_in_plain_words_and_the_ack_is_immediate(
 
 def _refund(stripe_api: StripeStandIn, charge: str, amount: int) -> str:
     import requests
-
     from conftest import STRIPE_KEY
 
     resp = requests.post(f"{stripe_api.url}/v1/refunds", data={"charge": charge, "amount": amount},

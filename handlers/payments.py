@@ -1,0 +1,48 @@
+"""Payment outcomes: charges and payment intents update the payment record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from domain import stripe_mapping as sm
+from handlers.refunds import apply_refund
+from handlers.registry import EventContext, handles
+from store import audit
+from store import payments as store
+
+
+def _audit_payment(conn: psycopg.Connection, saved: store.Saved, ctx: EventContext) -> None:
+    after, before = saved.after, saved.before
+    audit.record(
+        conn, actor="stripe", surface="webhook", action="payment.synced", subject=after.id,
+        stripe_ids=[i for i in (after.payment_intent_id, after.charge_id, ctx.event_id) if i],
+        details={"event": ctx.event_type, "status": after.status,
+                 "status_before": before.status if before else None,
+                 "amount_captured": after.amount_captured, "amount_refunded": after.amount_refunded,
+                 "currency": after.currency},
+        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
+    )
+
+
+@handles("charge.succeeded", "charge.failed", "charge.captured", "charge.pending", "charge.updated",
+         "charge.expired", "charge.refunded")
+def on_charge(conn: psycopg.Connection, charge: dict[str, Any], ctx: EventContext) -> None:
+    """A charge snapshot; old API versions also embed its refunds, which are applied too."""
+    saved = store.save_payment(conn, sm.payment_from_charge(charge, account=ctx.account, observed_at=ctx.observed_at))
+    if saved.changed:
+        _audit_payment(conn, saved, ctx)
+    embedded = (charge.get("refunds") or {}).get("data") if isinstance(charge.get("refunds"), dict) else None
+    for refund in embedded or []:
+        apply_refund(conn, refund, ctx)
+
+
+@handles("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+         "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated")
+def on_payment_intent(conn: psycopg.Connection, pi: dict[str, Any], ctx: EventContext) -> None:
+    """A payment intent snapshot (with its charge when the API version embeds it)."""
+    payment = sm.payment_from_payment_intent(pi, account=ctx.account, observed_at=ctx.observed_at)
+    saved = store.save_payment(conn, payment)
+    if saved.changed:
+        _audit_payment(conn, saved, ctx)

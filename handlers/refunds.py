@@ -1,0 +1,68 @@
+"""Refunds, wherever they were made; those made outside the bot go to the refunds feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from bot import blocks
+from domain import stripe_mapping as sm
+from domain.models import Refund
+from handlers.registry import EventContext, handles
+from store import audit, outbox
+from store import payments as store
+
+MADE_BY_US = "SELECT 1 FROM refund_requests WHERE stripe_refund_id = %(id)s"
+
+
+def feed_key(refund_id: str) -> str:
+    """The outbox key of a refund's feed message (replies and updates hang off it)."""
+    return f"feed:{refund_id}"
+
+
+def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContext) -> None:
+    """Merge a refund snapshot; audit it, and tell the feed when it was made outside the bot."""
+    refund = sm.refund_from_stripe(obj, account=ctx.account, observed_at=ctx.observed_at)
+    saved = store.save_refund(conn, refund)
+    if not saved.changed:
+        return
+    after, before = saved.after, saved.before
+    audit.record(
+        conn, actor="stripe", surface="webhook", action="refund.synced", subject=after.id,
+        stripe_ids=[i for i in (after.id, after.charge_id, after.payment_intent_id, ctx.event_id) if i],
+        details={"event": ctx.event_type, "status": after.status, "status_before": before.status if before else None,
+                 "amount": after.amount, "currency": after.currency, "failure_reason": after.failure_reason},
+        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
+    )
+    channel = ctx.settings.refunds_feed_channel
+    if channel and not _made_by_us(conn, after):
+        _announce(conn, channel, before, after, ctx)
+
+
+def _made_by_us(conn: psycopg.Connection, refund: Refund) -> bool:
+    return refund.request_id is not None or conn.execute(MADE_BY_US, {"id": refund.id}).fetchone() is not None
+
+
+def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:
+    view = store.payment_view(conn, after.payment_intent_id or after.charge_id or "")
+    payment = view.payment if view else None
+    message = blocks.refund_feed_message(after, payment)
+    key = feed_key(after.id)
+    if outbox.message_ts(conn, key) is None and not _queued(conn, key):
+        outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
+        return
+    if before is not None and before.status == after.status:
+        return
+    outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
+    outbox.enqueue(conn, channel=channel, payload=blocks.refund_status_reply(before, after), parent_key=key)
+
+
+def _queued(conn: psycopg.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM slack_outbox WHERE message_key = %(k)s", {"k": key}).fetchone() is not None
+
+
+@handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+def on_refund(conn: psycopg.Connection, refund: dict[str, Any], ctx: EventContext) -> None:
+    """A refund snapshot."""
+    apply_refund(conn, refund, ctx)

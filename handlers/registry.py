@@ -1,0 +1,62 @@
+"""One registry of event handlers by Stripe event type; a typo in a type fails at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from settings import Settings
+
+# Event types we may handle (Stripe's names, https://docs.stripe.com/api/events/types).
+KNOWN_TYPES = frozenset({
+    "charge.succeeded", "charge.failed", "charge.captured", "charge.pending", "charge.updated",
+    "charge.expired", "charge.refunded", "charge.refund.updated",
+    "refund.created", "refund.updated", "refund.failed",
+    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+    "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
+    "payment_intent.created", "payment_intent.partially_funded",
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
+    "radar.early_fraud_warning.created", "radar.early_fraud_warning.updated",
+    "review.opened", "review.closed",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What a handler knows about the event besides its object."""
+
+    event_id: str
+    event_type: str
+    account: str | None
+    observed_at: datetime  # the event's `created`: when Stripe's snapshot was true
+    now: datetime
+    settings: Settings
+
+
+Handler = Callable[[psycopg.Connection, dict[str, Any], EventContext], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*types: str) -> Callable[[Handler], Handler]:
+    """Register a handler for event types; refuses unknown or already handled types."""
+
+    def register(fn: Handler) -> Handler:
+        for event_type in types:
+            if event_type not in KNOWN_TYPES:
+                raise ValueError(f"{fn.__name__}: unknown Stripe event type {event_type!r}")
+            if event_type in HANDLERS:
+                raise ValueError(f"{event_type} already handled by {HANDLERS[event_type].__name__}")
+            HANDLERS[event_type] = fn
+        return fn
+
+    return register
+
+
+def handler_for(event_type: str) -> Handler | None:
+    """The handler of a type, or None: the event is stored and marked ignored."""
+    return HANDLERS.get(event_type)

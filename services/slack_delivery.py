@@ -1,0 +1,88 @@
+"""Delivering the Slack outbox: in order per channel, paced, retried, never twice while we live.
+
+A message's row stays locked while it is sent, so two workers never send the same one. If a
+worker dies after Slack accepted a message but before the commit, that message is sent again
+on restart (Slack's chat.postMessage has no idempotency key): at-least-once, only on a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from domain.retry import backoff, gives_up, slack_error_is_permanent
+from store import db, outbox
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20  # 5xx and timeouts: with the cap below, about two hours of trying
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 600.0
+
+
+def build_client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
+    """A Web API client without its own retries: the outbox is the retry mechanism."""
+    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
+
+
+def _request(msg: outbox.Outgoing) -> dict[str, Any]:
+    payload = dict(msg.payload)
+    payload["channel"] = msg.channel
+    if msg.parent_key:
+        if msg.method == "chat.update":
+            payload["ts"] = msg.parent_ts
+        else:
+            payload["thread_ts"] = msg.parent_ts
+    return payload
+
+
+def deliver_next(pool: ConnectionPool, client: WebClient, *, now: datetime, pace_seconds: float = 1.0) -> bool:
+    """Send the next deliverable message; False when none is due."""
+    with db.transaction(pool) as conn:
+        msg = outbox.claim(conn, now)
+        if msg is None:
+            return False
+        try:
+            response = client.api_call(msg.method, json=_request(msg))
+        except SlackApiError as exc:
+            _failed(conn, msg, exc, now=now)
+            return True
+        except OSError as exc:  # timeouts and refused connections (urllib raises OSError subclasses)
+            _retry_later(conn, msg, f"{type(exc).__name__}: {exc}", now=now)
+            return True
+        ts = response.get("ts") or response.get("message_ts")
+        outbox.sent(conn, msg, ts, now=now, next_at=now + timedelta(seconds=pace_seconds))
+        return True
+
+
+def _failed(conn, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime) -> None:
+    status = exc.response.status_code
+    error = (exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else ""
+    if status == 429:
+        wait = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)) or 1)
+        log.info("Slack rate-limited %s in %s: waiting %.0f s", msg.method, msg.channel, wait)
+        at = now + timedelta(seconds=wait)
+        outbox.pace(conn, msg.channel, at)
+        outbox.retry(conn, msg, at=at, error="ratelimited", counted=False)
+    elif status >= 500 or not slack_error_is_permanent(error):
+        _retry_later(conn, msg, f"HTTP {status} {error}".strip(), now=now)
+    else:
+        log.error("Slack refused message %s for %s: %s; dead-lettered", msg.id, msg.channel, error)
+        outbox.dead(conn, msg, error=error or f"HTTP {status}")
+
+
+def _retry_later(conn, msg: outbox.Outgoing, error: str, *, now: datetime) -> None:
+    attempts = msg.attempts + 1
+    if gives_up(attempts, MAX_ATTEMPTS):
+        log.error("giving up on Slack message %s for %s after %d attempts: %s", msg.id, msg.channel, attempts, error)
+        outbox.dead(conn, msg, error=error)
+        return
+    delay = backoff(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, jitter=random.random())  # noqa: S311
+    log.warning("Slack delivery of %s failed (%s); retry in %.0f s", msg.id, error, delay.total_seconds())
+    outbox.retry(conn, msg, at=now + delay, error=error)

@@ -1,0 +1,1 @@
+"""The worker process: applies stored Stripe events and delivers the Slack queue."""

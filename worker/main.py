@@ -1,0 +1,61 @@
+"""The worker loop: each job runs in its own thread until asked to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from domain.clock import utcnow
+from domain.errors import DatabaseUnavailable
+from services import events, slack_delivery
+from services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+
+def _loop(name: str, step: Callable[[], bool], stop: threading.Event, idle: float) -> None:
+    while not stop.is_set():
+        try:
+            busy = step()
+        except DatabaseUnavailable:
+            log.warning("%s: database unavailable; trying again shortly", name)
+            busy = False
+            stop.wait(1.0)
+        if not busy:
+            stop.wait(idle)
+
+
+def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[threading.Thread]:
+    """Start the worker's jobs in daemon threads; they end once `stop` is set."""
+    settings = deps.settings
+    client = slack_delivery.build_client(settings.slack_bot_token, settings.slack_api_url)
+
+    def apply_events() -> bool:
+        return events.process_next(deps.pool, settings, now=utcnow()) is not None
+
+    def deliver_slack() -> bool:
+        return slack_delivery.deliver_next(deps.pool, client, now=utcnow(),
+                                            pace_seconds=settings.slack_channel_pace_seconds)
+
+    threads = [
+        threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name="events", daemon=True),
+        threading.Thread(target=_loop, args=("slack", deliver_slack, stop, idle), name="slack", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def check_slack_token(deps: Deps) -> None:
+    """Say clearly at start when the bot token is wrong, instead of failing on every message."""
+    from slack_sdk.errors import SlackApiError
+
+    client = slack_delivery.build_client(deps.settings.slack_bot_token, deps.settings.slack_api_url)
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        log.error("Slack rejected SLACK_BOT_TOKEN (%s): messages will wait in the queue until it is fixed",
+                  exc.response.get("error"))
+    except OSError as exc:
+        log.warning("Slack unreachable at start (%s); messages wait in the queue", type(exc).__name__)
