@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 from bot import ids
 from domain.commands import USAGE
 from domain.links import dashboard_url
-from domain.models import Dispute, Payment, PaymentView, Refund, refundable
+from domain.models import Dispute, Payment, PaymentView, Refund, refundable, refunded
 from domain.money import format_amount
 
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
@@ -102,7 +102,7 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
         f"*Amount*\n{_with_code(format_amount(p.amount, cur), cur)}",
         f"*Status*\n{_status(p.status)}",
         f"*Captured*\n{format_amount(p.amount_captured, cur)}",
-        f"*Refunded*\n{format_amount(p.amount_refunded, cur)}",
+        f"*Refunded*\n{format_amount(refunded(view), cur)}",
         f"*Refundable now*\n{format_amount(refundable(view), cur)}",
         f"*Customer*\n{_escape(p.customer_email) if p.customer_email else '—'}",
     ]

@@ -106,18 +106,26 @@ class PaymentView:
     focus: str | None = None  # the id the person asked about, when it is a refund or dispute
 
 
-def refundable(view: PaymentView) -> int:
-    """What can still be refunded: captured less refunds made or under way and approved requests.
+def refunded(view: PaymentView) -> int:
+    """How much of the payment is refunded or being refunded, from everything we know.
 
-    Stripe's amount_refunded already counts pending and succeeded refunds; we use our own sum
-    when it is larger (a refund we know of that the charge snapshot does not yet include).
+    The charge's `amount_refunded` is an aggregate that Stripe does not always re-send when a refund
+    later fails; the refunds themselves are precise but may be incomplete (refunds made before we
+    were watching). Each term below is the same whatever order the events arrived in.
     """
     p = view.payment
-    refunded = sum(r.amount for r in view.refunds if r.status in REFUND_HOLDING)
+    holding = sum(r.amount for r in view.refunds if r.status in REFUND_HOLDING)
+    given_back = sum(r.amount for r in view.refunds if r.status not in REFUND_HOLDING)
+    return min(p.amount_captured, max(holding, p.amount_refunded - given_back, 0))
+
+
+def refundable(view: PaymentView) -> int:
+    """What can still be refunded: captured less refunds made or under way and approved requests."""
+    p = view.payment
     linked = {r.id for r in view.refunds}
     approved_unsent = sum(
         q.amount
         for q in view.requests
         if q.status in REQUEST_HOLDING and (q.stripe_refund_id is None or q.stripe_refund_id not in linked)
     )
-    return max(0, p.amount_captured - max(refunded, p.amount_refunded) - approved_unsent)
+    return max(0, p.amount_captured - refunded(view) - approved_unsent)

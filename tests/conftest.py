@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from support import ROOT
 from werkzeug.serving import make_server
 
 from settings import Settings
-from standins.signing import slack_headers, slash_command_body
+from standins.signing import slack_headers, slash_command_body, stripe_signature
 from standins.slack_api import SlackStandIn
 from standins.stripe_api import StripeStandIn
 from store import embedded, migrate
@@ -122,11 +123,42 @@ def settings(db_url: str, slack: SlackStandIn, stripe_api: StripeStandIn) -> Set
 class LiveServer:
     """The web app on a real socket, with helpers that sign requests like Slack does."""
 
-    def __init__(self, url: str, settings: Settings, slack: SlackStandIn):
+    def __init__(self, url: str, settings: Settings, slack: SlackStandIn, deps=None):
         self.url = url
         self.settings = settings
         self.slack = slack
+        self.deps = deps
         self.http = requests.Session()
+
+    def webhook(self, event: dict | bytes | str, *, secret: str | None = None, header: str | None = None,
+                timestamp: int | None = None) -> requests.Response:
+        """POST an event to /webhooks/stripe, signed like Stripe unless a header is given."""
+        body = event if isinstance(event, bytes) else (event if isinstance(event, str) else json.dumps(event)).encode()
+        if header is None:
+            header = stripe_signature(body, secret or self.settings.stripe_webhook_secrets[0], timestamp=timestamp)
+        return self.http.post(f"{self.url}/webhooks/stripe", data=body, timeout=10,
+                              headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+    def drain(self) -> int:
+        """Run the worker's event processing until nothing is due; return how many events it took."""
+        from domain.clock import utcnow
+        from services.events import process_next
+
+        n = 0
+        while process_next(self.deps.pool, self.settings, now=utcnow()) is not None:
+            n += 1
+        return n
+
+    def deliver(self) -> int:
+        """Deliver every deliverable Slack message now (no pacing); return how many were sent."""
+        from domain.clock import utcnow
+        from services.slack_delivery import build_client, deliver_next
+
+        client = build_client(self.settings.slack_bot_token, self.settings.slack_api_url)
+        n = 0
+        while deliver_next(self.deps.pool, client, now=utcnow(), pace_seconds=0):
+            n += 1
+        return n
 
     def slash(self, text: str, *, user_id: str = "U0SUPPORT1", key: str | None = None,
               secret: str | None = None, timestamp: int | None = None) -> tuple[requests.Response, str]:
@@ -150,7 +182,7 @@ def make_server_for(request):
         server = make_server("127.0.0.1", 0, flask_app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        live = LiveServer(f"http://127.0.0.1:{server.server_port}", settings, slack)
+        live = LiveServer(f"http://127.0.0.1:{server.server_port}", settings, slack, deps)
         started.append((server, thread, deps, live))
         return live
 

@@ -120,3 +120,15 @@ def test_duplicates_change_nothing() -> None:
     assert merge_payment(p, p) is None
     r = refund("succeeded", 1)
     assert merge_refund(r, r) is None
+
+
+def test_refunded_counts_a_later_failure_the_charge_snapshot_never_repeated() -> None:
+    from domain.models import PaymentView, refunded
+
+    snapshot = payment("succeeded", 0, charge_at=1, refunded=500)  # two pending refunds, 300 and 200
+    r1 = refund("pending", 1, id="re_a", amount=300)
+    r2 = refund("failed", 2, id="re_b", amount=200, failure_reason="expired_or_canceled_card")
+    assert refunded(PaymentView(snapshot, refunds=(r1, r2))) == 300
+    # Refunds made before we were watching still count through the charge's aggregate.
+    assert refunded(PaymentView(snapshot, refunds=(refund("pending", 1, id="re_c", amount=100),))) == 500
+    assert refunded(PaymentView(snapshot)) == 500
