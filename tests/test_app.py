@@ -65,9 +65,10 @@ class _Clock:
         return self._now
 
 
-@pytest.mark.parametrize("fixture", ["slash_command__bolt_python_test.form", "slash_command__modified_real_payload.form",
-                                     "slash_command__org_level_app_is_enterprise_install.form",
-                                     "slash_command__slack_docs_example.form"])
+@pytest.mark.parametrize("fixture", [
+    "slash_command__bolt_python_test.form", "slash_command__modified_real_payload.form",
+    "slash_command__org_level_app_is_enterprise_install.form", "slash_command__slack_docs_example.form",
+])
 def test_real_slash_command_payloads_are_answered(web: LiveServer, fixture: str) -> None:
     from urllib.parse import parse_qsl, urlencode
 

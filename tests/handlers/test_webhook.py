@@ -93,7 +93,7 @@ def test_tolerance_boundary(age: int, accepted: bool) -> None:
         (b"not json", "not JSON"),
         (b"[1, 2]", "not a Stripe event"),
         (json.dumps({**EVENT, "object": "charge"}).encode(), "object is not 'event'"),
-        (json.dumps({"object": "v2.core.event", "id": "evt_1", "type": "v1.billing.meter.error_report_triggered"}).encode(),
+        (json.dumps({"object": "v2.core.event", "id": "evt_1", "type": "v1.billing.meter.no_meter_found"}).encode(),
          "thin (v2) events"),
         (json.dumps({**EVENT, "id": "ch_1"}).encode(), "evt_"),
         (json.dumps({**EVENT, "data": {}}).encode(), "data.object"),

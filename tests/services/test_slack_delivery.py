@@ -1,0 +1,124 @@
+"""The Slack outbox under rate limits and outages, with two workers delivering at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from conftest import replace_settings
+
+from app import build_deps
+from standins.slack_api import SlackStandIn
+from store import db, outbox
+from worker import main as worker
+
+CHANNELS = ["C0FEED1", "C0FEED2", "C0FEED3"]
+
+
+def _queue(pool, threads_per_channel: int = 2, replies: int = 4) -> list[str]:
+    """Queue parents, replies and updates in several channels in one transaction each; return texts in order."""
+    texts = []
+    for channel in CHANNELS:
+        for t in range(threads_per_channel):
+            key = f"{channel}:thread{t}"
+            with db.transaction(pool) as conn:
+                outbox.enqueue(conn, channel=channel, payload={"text": f"{key} parent"}, message_key=key)
+                texts.append(f"{key} parent")
+                for r in range(replies):
+                    outbox.enqueue(conn, channel=channel, payload={"text": f"{key} reply {r}"}, parent_key=key)
+                    texts.append(f"{key} reply {r}")
+                outbox.enqueue(conn, channel=channel, method="chat.update",
+                               payload={"text": f"{key} parent (updated)"}, parent_key=key)
+    return texts
+
+
+def _run_two_workers(settings, until, timeout: float = 60.0) -> None:
+    stop = threading.Event()
+    deps_list = [build_deps(settings), build_deps(settings)]
+    threads = [t for deps in deps_list for t in worker.start(deps, stop, idle=0.05)]
+    try:
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, "the queue did not drain"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for deps in deps_list:
+            deps.pool.close()
+
+
+@pytest.fixture
+def fast(settings):
+    return replace_settings(settings, slack_channel_pace_seconds=0.0)
+
+
+def test_every_message_is_delivered_once_and_in_order_after_429s_and_500s(fast, slack: SlackStandIn, db_url) -> None:
+    deps = build_deps(fast)
+    texts = _queue(deps.pool)
+    slack.fail_next("chat.postMessage", 6, kind="ratelimited", retry_after=1)
+    slack.fail_next("chat.update", 2, kind="server_error")
+    slack.fail_next("*", 3, kind="unavailable")
+
+    def drained() -> bool:
+        with db.connection(deps.pool) as conn:
+            return outbox.stats(conn)[0] == 0
+
+    _run_two_workers(fast, drained)
+    with db.connection(deps.pool) as conn:
+        assert outbox.stats(conn)[:2] == (0, 0)  # nothing queued, nothing dead
+    deps.pool.close()
+
+    posted = [c for c in slack.calls_to("chat.postMessage") if c.status == 200 and c.response.get("ok")]
+    counts = Counter(c.args["text"] for c in posted)
+    assert all(n == 1 for n in counts.values()), [t for t, n in counts.items() if n > 1]
+    assert set(counts) == {t for t in texts if "updated" not in t}
+    assert not [c for c in slack.calls if c.error == "thread_not_found"]
+    for channel in CHANNELS:
+        messages = slack.messages[channel]
+        for t in range(2):
+            key = f"{channel}:thread{t}"
+            parent = next(m for m in messages if m["text"].startswith(f"{key} parent"))
+            assert parent["text"] == f"{key} parent (updated)"
+            replies = [m["text"] for m in messages if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]]
+            assert replies == [f"{key} reply {r}" for r in range(4)]
+
+
+def test_a_message_slack_refuses_is_dead_lettered_and_the_rest_still_go(fast, slack: SlackStandIn) -> None:
+    deps = build_deps(fast)
+    with db.transaction(deps.pool) as conn:
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "bad blocks", "blocks": [{"no": "type"}]})
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "fine"})
+
+    def drained() -> bool:
+        with db.connection(deps.pool) as conn:
+            return outbox.stats(conn)[0] == 0
+
+    _run_two_workers(fast, drained)
+    with db.connection(deps.pool) as conn:
+        queued, dead, _ = outbox.stats(conn)
+        error = conn.execute("SELECT last_error FROM slack_outbox WHERE status = 'dead'").fetchone()[0]
+    deps.pool.close()
+    assert (queued, dead, error) == (0, 1, "invalid_blocks")
+    assert [m["text"] for m in slack.messages["C0FEED1"]] == ["fine"]
+
+
+def test_channel_pace_spaces_messages(settings, slack: SlackStandIn) -> None:
+    paced = replace_settings(settings, slack_channel_pace_seconds=0.3)
+    deps = build_deps(paced)
+    with db.transaction(deps.pool) as conn:
+        for i in range(4):
+            outbox.enqueue(conn, channel="C0FEED1", payload={"text": f"m{i}"})
+
+    def drained() -> bool:
+        with db.connection(deps.pool) as conn:
+            return outbox.stats(conn)[0] == 0
+
+    _run_two_workers(paced, drained)
+    deps.pool.close()
+    sent = [c.at for c in slack.calls_to("chat.postMessage")]
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert len(sent) == 4 and min(gaps) >= 0.25  # the pace held between workers too
