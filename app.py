@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.flask import SlackRequestHandler
 from werkzeug.exceptions import HTTPException
 
 import bot
 from handlers import webhook
+from services import metrics
 from services.deps import Deps
 from services.stripe_gateway import StripeGateway, build_client
 from settings import Settings, load_settings
@@ -59,6 +61,12 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
         if problem:
             return jsonify(status="unavailable", reason=problem), 503
         return jsonify(status="ready")
+
+    registry = metrics.registry_for(deps.pool)
+
+    @flask_app.get("/metrics")
+    def prometheus():
+        return metrics.render(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
     @flask_app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -461,6 +461,17 @@ def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(v - before.get(pid, 0.0) for pid, v in after.items())
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (/proc/stat; 0 where it does not exist)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def postmaster_pid() -> int | None:
     """The bench Postgres server's pid (first line of postmaster.pid)."""
     with contextlib.suppress(OSError, ValueError, IndexError):
@@ -484,6 +495,7 @@ class Result:
     generator_cpu: float = 0.0  # CPU seconds the load generator used
     server_cpu: float = 0.0
     postgres_cpu: float = 0.0
+    machine_cpu: float = 0.0  # CPU seconds every process on the machine used (to spot outside load)
     first_problem: str = ""
     details: dict = field(default_factory=dict)
 
@@ -752,9 +764,10 @@ def measure(server: Server, check_path: str, expect: str, load: WrkLoad | Python
             warm = load.run(server.port, 1, args.clients, args.warmup)
         offset = 1 + warm.requests
         pid = server.proc.pid if server.proc else None
-        pg_before, srv_before = _tree_cpu(postmaster_pid()), _tree_cpu(pid)
+        pg_before, srv_before, busy_before = _tree_cpu(postmaster_pid()), _tree_cpu(pid), machine_busy()
         result = load.run(server.port, offset, args.clients, args.seconds)
-        pg_after, srv_after = _tree_cpu(postmaster_pid()), _tree_cpu(pid)
+        pg_after, srv_after, busy_after = _tree_cpu(postmaster_pid()), _tree_cpu(pid), machine_busy()
+        result.machine_cpu = busy_after - busy_before
         result.server_cpu = _cpu_delta(srv_before, srv_after)
         result.postgres_cpu = _cpu_delta(pg_before, pg_after)
         result.details.update(pool=size, reused_bodies=offset + result.requests > size, warmup=warm.requests)
@@ -792,11 +805,20 @@ def report(bare: Result, ours: Result, store: Store, args: argparse.Namespace, g
           f"(sync workers close the connection after each response, so every request reconnects)")
     print(f"load       {args.clients} clients, {args.seconds:g} s measured after {args.warmup:g} s warm-up, "
           f"generator {generator}, {cpus} CPUs")
+    noisy: list[str] = []
     for label, r in (("bare", bare), ("ours", ours)):
         core = r.seconds or 1
         extra = "; some signed bodies were sent twice (pool exhausted)" if r.details.get("reused_bodies") else ""
-        print(f"cpu {label}   servers {100 * r.server_cpu / core:.0f}%, postgres {100 * r.postgres_cpu / core:.0f}%,"
-              f" generator {100 * r.generator_cpu / core:.0f}% of one core; {r.requests:,} requests{extra}")
+        ours_cpu = r.server_cpu + r.postgres_cpu + r.generator_cpu
+        other = max(0.0, r.machine_cpu - ours_cpu) if r.machine_cpu else 0.0
+        print(f"cpu {label}   gunicorn {100 * r.server_cpu / core:.0f}%, postgres {100 * r.postgres_cpu / core:.0f}%,"
+              f" generator {100 * r.generator_cpu / core:.0f}%, other processes {100 * other / core:.0f}%"
+              f" (100% = one core); {r.requests:,} requests{extra}")
+        if other / core > 0.15:
+            noisy.append(label)
+    if noisy:
+        print(f"WARNING    other processes used CPU during the {' and '.join(noisy)} run: figures are low; rerun "
+              "on a quiet machine")
     for label, r in (("bare", bare), ("ours", ours)):
         if r.first_problem:
             print(f"first problem ({label}): {r.first_problem}")

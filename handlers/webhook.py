@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from domain.errors import DatabaseUnavailable
+from services import metrics
 from services.deps import Deps
 from store import db, events
 
@@ -86,13 +87,16 @@ def register(app: Flask, deps: Deps) -> None:
                    settings.webhook_tolerance_seconds)
             event = parse(payload)
         except BadEvent as exc:
+            metrics.WEBHOOKS.labels("rejected", "unknown").inc()
             return jsonify(error="Bad Request", reason=str(exc)), 400
         try:
             with db.connection(deps.pool) as conn:
                 stored = events.record(conn, event, payload.decode("utf-8"))
         except DatabaseUnavailable:
+            metrics.WEBHOOKS.labels("unavailable", event["type"]).inc()
             log.warning("database unavailable: answering 503 to %s so Stripe retries", event["id"])
             return jsonify(error="Service Unavailable", reason="database unavailable; Stripe will retry"), 503
+        metrics.WEBHOOKS.labels("stored" if stored else "duplicate", event["type"]).inc()
         return jsonify(received=True, duplicate=not stored)
 
     app.register_blueprint(bp)

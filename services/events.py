@@ -13,6 +13,7 @@ import handlers  # noqa: F401 - registers the handlers
 from domain.retry import backoff, gives_up
 from domain.stripe_mapping import ts
 from handlers.registry import EventContext, handler_for
+from services.metrics import EVENTS_APPLIED
 from settings import Settings
 from store import db, events
 
@@ -31,6 +32,7 @@ def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> 
         handler = handler_for(claimed.type)
         if handler is None:
             events.finish(conn, claimed.id, ignored=True, now=now)
+            EVENTS_APPLIED.labels(claimed.type, "ignored").inc()
             return claimed.id
         ctx = EventContext(
             event_id=claimed.id, event_type=claimed.type, account=claimed.account,
@@ -49,6 +51,8 @@ def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> 
             log.error("event %s (%s) failed, attempt %d%s", claimed.id, claimed.type, attempts,
                       ": dead-lettered" if dead else "", exc_info=exc)
             events.fail(conn, claimed.id, error=f"{type(exc).__name__}: {exc}", dead=dead, retry_at=now + delay)
+            EVENTS_APPLIED.labels(claimed.type, "dead" if dead else "failed").inc()
             return claimed.id
         events.finish(conn, claimed.id, ignored=False, now=now)
+        EVENTS_APPLIED.labels(claimed.type, "processed").inc()
         return claimed.id

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from domain.retry import backoff, gives_up, slack_error_is_permanent
+from services.metrics import SLACK_DELIVERIES
 from store import db, outbox
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,11 @@ def deliver_next(pool: ConnectionPool, client: WebClient, *, now: datetime, pace
             _failed(conn, msg, exc, now=now)
             return True
         except OSError as exc:  # timeouts and refused connections (urllib raises OSError subclasses)
+            SLACK_DELIVERIES.labels("unreachable").inc()
             _retry_later(conn, msg, f"{type(exc).__name__}: {exc}", now=now)
             return True
         ts = response.get("ts") or response.get("message_ts")
+        SLACK_DELIVERIES.labels("sent").inc()
         outbox.sent(conn, msg, ts, now=now, next_at=now + timedelta(seconds=pace_seconds))
         return True
 
@@ -64,6 +67,7 @@ def deliver_next(pool: ConnectionPool, client: WebClient, *, now: datetime, pace
 def _failed(conn, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime) -> None:
     status = exc.response.status_code
     error = (exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else ""
+    SLACK_DELIVERIES.labels("ratelimited" if status == 429 else "error").inc()
     if status == 429:
         wait = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)) or 1)
         log.info("Slack rate-limited %s in %s: waiting %.0f s", msg.method, msg.channel, wait)

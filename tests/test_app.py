@@ -126,3 +126,14 @@ def test_readyz_names_missing_migrations(make_server_for, settings, slack, pg_se
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_metrics_show_webhooks_and_queues(web: LiveServer) -> None:
+    from support import fixture_json
+
+    web.webhook(fixture_json("stripe/event_charge.refunded__stripe-ruby-mock.json"))
+    text = web.http.get(f"{web.url}/metrics").text
+    assert 'refund_desk_webhook_requests_total{outcome="stored",type="charge.refunded"}' in text
+    assert 'refund_desk_stripe_events_backlog{status="pending"} 1.0' in text
+    assert "refund_desk_slack_outbox_queued 0.0" in text
+    assert "refund_desk_database_up 1.0" in text

@@ -1,0 +1,82 @@
+"""Prometheus metrics: counters kept by the processes, gauges read from the database at scrape time.
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR to an empty folder so counters add up across workers
+(prometheus_client's multiprocess mode); without it each worker reports its own counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from psycopg_pool import ConnectionPool
+
+from domain.clock import utcnow
+from domain.errors import DatabaseUnavailable
+from store import db, outbox
+
+log = logging.getLogger(__name__)
+
+WEBHOOKS = Counter("refund_desk_webhook_requests_total", "Stripe webhook requests by outcome and event type",
+                   ["outcome", "type"])
+EVENTS_APPLIED = Counter("refund_desk_events_processed_total", "Stripe events processed by the worker",
+                         ["type", "outcome"])
+SLACK_DELIVERIES = Counter("refund_desk_slack_deliveries_total", "Slack outbox delivery attempts by outcome",
+                           ["outcome"])
+
+BACKLOG = """
+SELECT status, count(*) FROM stripe_events WHERE status IN ('pending', 'failed', 'dead') GROUP BY status
+"""
+
+
+class DatabaseGauges(Collector):
+    """Queue depths and ages, read from Postgres when Prometheus scrapes."""
+
+    def __init__(self, pool: ConnectionPool):
+        self.pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        events = GaugeMetricFamily("refund_desk_stripe_events_backlog", "Stored events not yet applied, by status",
+                                   labels=["status"])
+        queued = GaugeMetricFamily("refund_desk_slack_outbox_queued", "Slack messages waiting for delivery")
+        dead = GaugeMetricFamily("refund_desk_slack_outbox_dead", "Slack messages given up on")
+        age = GaugeMetricFamily("refund_desk_slack_outbox_oldest_age_seconds", "Age of the oldest queued message")
+        up = GaugeMetricFamily("refund_desk_database_up", "Whether the database answered this scrape")
+        try:
+            with db.connection(self.pool, timeout=2) as conn:
+                backlog = dict(conn.execute(BACKLOG).fetchall())
+                n_queued, n_dead, oldest = outbox.stats(conn)
+        except DatabaseUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for status in ("pending", "failed", "dead"):
+            events.add_metric([status], backlog.get(status, 0))
+        queued.add_metric([], n_queued)
+        dead.add_metric([], n_dead)
+        age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0)
+        yield from (up, events, queued, dead, age)
+
+
+def registry_for(pool: ConnectionPool) -> CollectorRegistry:
+    """The registry /metrics renders: process counters (or the multiprocess set) plus database gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in (WEBHOOKS, EVENTS_APPLIED, SLACK_DELIVERIES):
+            registry.register(collector)
+    registry.register(DatabaseGauges(pool))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition format."""
+    return generate_latest(registry)
