@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 from bot import ids
 from domain.commands import USAGE
 from domain.links import dashboard_url
-from domain.models import Dispute, Payment, PaymentView, Refund, refundable, refunded
+from domain.models import Dispute, PaymentView, Refund, refundable, refunded
 from domain.money import format_amount
 
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
@@ -185,8 +185,9 @@ def to_dicts(blocks: list[Block]) -> list[dict]:
     return [b.to_dict() for b in blocks]
 
 
-def refund_feed_message(refund: Refund, payment: Payment | None) -> dict:
+def refund_feed_message(refund: Refund, view: PaymentView | None) -> dict:
     """The refunds-feed post for a refund made outside the bot (Dashboard, other systems)."""
+    payment = view.payment if view else None
     amount = format_amount(refund.amount, refund.currency)
     payment_id = refund.payment_intent_id or refund.charge_id or "?"
     who = f" · {_escape(payment.customer_email)}" if payment and payment.customer_email else ""
@@ -195,10 +196,10 @@ def refund_feed_message(refund: Refund, payment: Payment | None) -> dict:
         lines.append(f"Reason: {refund.reason.replace('_', ' ')}")
     if refund.failure_reason:
         lines.append(f"Failure: {refund.failure_reason.replace('_', ' ')}")
-    if payment:
+    if view and payment:
         lines.append(
             f"Payment: {format_amount(payment.amount_captured, payment.currency)} captured, "
-            f"{format_amount(payment.amount_refunded, payment.currency)} refunded in all"
+            f"{format_amount(refunded(view), payment.currency)} refunded in all"
         )
     context = f"`{refund.id}` · made outside the bot (Dashboard or API) · {slack_date(refund.stripe_created)}"
     livemode = payment.livemode if payment else False

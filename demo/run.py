@@ -13,12 +13,14 @@ from werkzeug.serving import make_server
 
 from demo.render import message
 from settings import Settings, load_settings
-from standins.signing import slack_headers, slash_command_body
+from standins.signing import slack_headers, slash_command_body, stripe_signature
 from standins.slack_api import SlackStandIn
 from standins.stripe_api import StripeStandIn
 from store import db, migrate
 
 DEMO_DB = "refund_desk_demo"
+FEED_CHANNEL = "C0REFUNDFEED"
+WEBHOOK_SECRET = "whsec_demo"
 SIGNING_SECRET = "demo-signing-secret"
 STRIPE_KEY = "sk_test_demo"
 
@@ -66,13 +68,14 @@ def run(*, keep: bool = False) -> int:
     print(f"Starting the embedded Postgres under {base.data_dir.resolve()} …")
     server_url = db.database_url(base)
     url = _fresh_database(server_url)
-    with SlackStandIn() as slack, StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
+    with SlackStandIn(bot_token="xoxb-demo") as slack, StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
         seeded = _seed(stripe_api)
         settings = Settings(
             database_url=url, data_dir=base.data_dir, slack_bot_token="xoxb-demo",
             slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-            stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=("whsec_demo",),
+            stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=(WEBHOOK_SECRET,),
             stripe_api_base=stripe_api.url, approvals_channel="C0APPROVALS",
+            refunds_feed_channel=FEED_CHANNEL, slack_channel_pace_seconds=0.2,
         )
         from app import build_deps, create_app
 
@@ -92,6 +95,7 @@ def run(*, keep: bool = False) -> int:
             player.command(seeded["kwd_pi"], "A three-decimal currency (KWD)")
             player.command("pi_3DoesNotExist000000000", "An id Stripe does not know")
             player.command("refund everything please 🙏", "Something that is not a command")
+            _webhooks(player, stripe_api, slack, deps, app_url, seeded)
             print("\nDone. Everything above went through signed HTTP requests to the real app.")
             if keep:
                 print(f"Serving on {app_url} until Ctrl-C.")
@@ -101,6 +105,51 @@ def run(*, keep: bool = False) -> int:
             server.server_close()
             deps.pool.close()
     return 0
+
+
+def _webhooks(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, deps, app_url: str,
+              seeded: dict[str, str]) -> None:
+    """A refund made outside the bot arrives as a signed webhook, reaches the feed and the lookup."""
+    from worker.main import start
+
+    print("\n▶ Someone refunds ¥1,000 of the JPY payment in the Stripe Dashboard (the stand-in).")
+    print("  Stripe sends signed webhooks to /webhooks/stripe; the worker applies them and posts to the feed.")
+    stop = threading.Event()
+    threads = start(deps, stop, idle=0.05)
+    try:
+        stripe_api.deliver_webhooks(f"{app_url}/webhooks/stripe", WEBHOOK_SECRET)
+        refund = _refund(stripe_api, seeded["jpy_charge"], 1000)
+        stripe_api.flush_webhooks()
+        feed = _wait_for_feed(slack, 1)
+        print(f"  ← #{FEED_CHANNEL} (refunds feed):")
+        print(message(feed[0]))
+        stripe_api.settle_refund(refund, "succeeded")
+        stripe_api.flush_webhooks()
+        replies = _wait_for_feed(slack, 2)
+        print("  ← the feed message is updated in place, and its thread says:")
+        print(message(replies[-1]))
+        duplicate = stripe_api.events[-1]
+        body = json.dumps(duplicate)
+        resp = player.http.post(f"{app_url}/webhooks/stripe", data=body.encode(), timeout=5,
+                                headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)})
+        print(f"\n▶ Stripe redelivers {duplicate['id']} ({duplicate['type']})")
+        print(f"  ← HTTP {resp.status_code} {resp.text.strip()}")
+        print("  (stored once, applied once)")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    player.command(seeded["jpy_charge"], "The JPY payment now shows the refund, from the store")
+
+
+def _wait_for_feed(slack: SlackStandIn, count: int) -> list[dict]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        messages = slack.messages.get(FEED_CHANNEL, [])
+        if len(messages) >= count:
+            return messages
+        time.sleep(0.05)
+    raise RuntimeError("the refunds feed did not receive the message in time")
 
 
 def _seed(stripe_api: StripeStandIn) -> dict[str, str]:

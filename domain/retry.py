@@ -18,13 +18,16 @@ def gives_up(attempts: int, max_attempts: int) -> bool:
     return attempts >= max_attempts
 
 
-# Slack errors that say "try later" rather than "this message is wrong".
-SLACK_RETRYABLE = frozenset({
-    "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
-    "team_added_to_org", "accesslimited",
+# Slack errors that say "this message will never be accepted as it is". Everything else (rate
+# limits, outages, and configuration problems such as a revoked token or a bot not yet invited to
+# the channel) is retried with backoff, so fixing the configuration delivers what waited.
+SLACK_MESSAGE_ERRORS = frozenset({
+    "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "too_many_attachments",
+    "invalid_attachments", "invalid_arguments", "invalid_json", "json_not_object", "message_not_found",
+    "cant_update_message", "edit_window_closed", "invalid_metadata_format", "invalid_metadata_schema",
 })
 
 
 def slack_error_is_permanent(error: str) -> bool:
-    """Whether a Slack `ok: false` error means the message will never be accepted as it is."""
-    return error not in SLACK_RETRYABLE
+    """Whether a Slack `ok: false` error means the message itself is wrong (dead-letter it now)."""
+    return error in SLACK_MESSAGE_ERRORS

@@ -46,8 +46,7 @@ def _made_by_us(conn: psycopg.Connection, refund: Refund) -> bool:
 
 def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:
     view = store.payment_view(conn, after.payment_intent_id or after.charge_id or "")
-    payment = view.payment if view else None
-    message = blocks.refund_feed_message(after, payment)
+    message = blocks.refund_feed_message(after, view)
     key = feed_key(after.id)
     if outbox.message_ts(conn, key) is None and not _queued(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
