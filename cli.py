@@ -104,9 +104,13 @@ def worker() -> None:
     from app import build_deps, configure_logging
     from worker.main import check_slack_token, start
 
+    from store import migrate as migrations
+
     settings = _settings("worker")
     configure_logging(settings)
     url = _database_url(settings)
+    if not settings.database_url:
+        migrations.migrate(url)  # embedded default: whichever process starts first prepares the schema
     deps = build_deps(settings, database_url=url)
     check_slack_token(deps)
     stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 
@@ -63,7 +64,8 @@ class Player:
 
 def run(*, keep: bool = False) -> int:
     """The demo; returns the exit status."""
-    base = load_settings({}, require="db")
+    # Always the embedded server (never a DATABASE_URL you may have set), in REFUND_DESK_DATA_DIR.
+    base = load_settings({k: v for k, v in os.environ.items() if k == "REFUND_DESK_DATA_DIR"}, require="db")
     print("Refund desk demo: the real web app, an embedded Postgres, and local stand-ins for Slack and Stripe.")
     print(f"Starting the embedded Postgres under {base.data_dir.resolve()} …")
     server_url = db.database_url(base)

@@ -22,6 +22,11 @@ def _loop(name: str, step: Callable[[], bool], stop: threading.Event, idle: floa
             log.warning("%s: database unavailable; trying again shortly", name)
             busy = False
             stop.wait(1.0)
+        except Exception:
+            # A job must outlive a bug or a missing migration: say so loudly, then keep going.
+            log.exception("%s: unexpected error; retrying in 5 s", name)
+            busy = False
+            stop.wait(5.0)
         if not busy:
             stop.wait(idle)
 
