@@ -102,9 +102,8 @@ def worker() -> None:
     import threading
 
     from app import build_deps, configure_logging
-    from worker.main import check_slack_token, start
-
     from store import migrate as migrations
+    from worker.main import check_slack_token, start
 
     settings = _settings("worker")
     configure_logging(settings)
