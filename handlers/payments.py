@@ -8,22 +8,14 @@ import psycopg
 
 from domain import stripe_mapping as sm
 from handlers.refunds import apply_refund
-from handlers.registry import EventContext, handles
-from store import audit
+from handlers.registry import EventContext, audit_sync, handles
 from store import payments as store
 
 
 def _audit_payment(conn: psycopg.Connection, saved: store.Saved, ctx: EventContext) -> None:
-    after, before = saved.after, saved.before
-    audit.record(
-        conn, actor="stripe", surface="webhook", action="payment.synced", subject=after.id,
-        stripe_ids=[i for i in (after.payment_intent_id, after.charge_id, ctx.event_id) if i],
-        details={"event": ctx.event_type, "status": after.status,
-                 "status_before": before.status if before else None,
-                 "amount_captured": after.amount_captured, "amount_refunded": after.amount_refunded,
-                 "currency": after.currency},
-        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
-    )
+    after = saved.after
+    audit_sync(conn, ctx, saved, "payment.synced", after.payment_intent_id, after.charge_id,
+               amount_captured=after.amount_captured, amount_refunded=after.amount_refunded)
 
 
 @handles("charge.succeeded", "charge.failed", "charge.captured", "charge.pending", "charge.updated",

@@ -9,8 +9,8 @@ import psycopg
 from bot import blocks
 from domain import stripe_mapping as sm
 from domain.models import Refund
-from handlers.registry import EventContext, handles
-from store import audit, outbox
+from handlers.registry import EventContext, audit_sync, handles
+from store import outbox
 from store import payments as store
 
 MADE_BY_US = "SELECT 1 FROM refund_requests WHERE stripe_refund_id = %(id)s"
@@ -28,13 +28,8 @@ def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContex
     if not saved.changed:
         return
     after, before = saved.after, saved.before
-    audit.record(
-        conn, actor="stripe", surface="webhook", action="refund.synced", subject=after.id,
-        stripe_ids=[i for i in (after.id, after.charge_id, after.payment_intent_id, ctx.event_id) if i],
-        details={"event": ctx.event_type, "status": after.status, "status_before": before.status if before else None,
-                 "amount": after.amount, "currency": after.currency, "failure_reason": after.failure_reason},
-        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
-    )
+    audit_sync(conn, ctx, saved, "refund.synced", after.id, after.charge_id, after.payment_intent_id,
+               amount=after.amount, failure_reason=after.failure_reason)
     channel = ctx.settings.refunds_feed_channel
     if channel and not _made_by_us(conn, after):
         _announce(conn, channel, before, after, ctx)

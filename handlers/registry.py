@@ -38,6 +38,21 @@ class EventContext:
     settings: Settings
 
 
+def audit_sync(conn: psycopg.Connection, ctx: EventContext, saved: Any, action: str, *ids: str | None,
+               **details: Any) -> None:
+    """Audit a record that an event changed: who (Stripe), what, from which event; once per event and record."""
+    from store import audit
+
+    after, before = saved.after, saved.before
+    audit.record(
+        conn, actor="stripe", surface="webhook", action=action, subject=after.id,
+        stripe_ids=[i for i in (*ids, ctx.event_id) if i],
+        details={"event": ctx.event_type, "status": after.status,
+                 "status_before": before.status if before else None, "currency": after.currency, **details},
+        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
+    )
+
+
 Handler = Callable[[psycopg.Connection, dict[str, Any], EventContext], None]
 HANDLERS: dict[str, Handler] = {}
 
