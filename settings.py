@@ -51,6 +51,8 @@ class Settings:
     approvers: frozenset[str] | None = None
     admins: frozenset[str] = frozenset()
     approval_threshold: Mapping[str, int] = field(default_factory=lambda: {"usd": 500000})
+    second_approval_threshold: Mapping[str, int] = field(default_factory=dict)
+    usergroup_cache_seconds: int = 300
     request_expiry: timedelta = timedelta(days=7)
     webhook_tolerance_seconds: int = 300
     webhook_max_attempts: int = 8
@@ -104,6 +106,8 @@ VARIABLES = {
     "APPROVERS": "user/user-group IDs who may approve or reject, comma-separated",
     "ADMINS": "user/user-group IDs with every role, comma-separated",
     "APPROVAL_THRESHOLD": "above it, a second person approves; e.g. 5000 USD,4500 EUR (default 5000 USD)",
+    "SECOND_APPROVAL_THRESHOLD": "above it, two different approvers; same format; unset: never",
+    "USERGROUP_CACHE_SECONDS": "how long user-group members are cached (default 300)",
     "REQUEST_EXPIRY_HOURS": "pending refund requests expire after this many hours (default 168)",
     "WEBHOOK_TOLERANCE_SECONDS": "accepted age of a Stripe-Signature timestamp (default 300)",
     "WEBHOOK_MAX_ATTEMPTS": "processing attempts before an event is dead-lettered (default 8)",
@@ -193,14 +197,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
             )
         return frozenset(ids)
 
-    thresholds: dict[str, int] = {}
-    for part in _split(get("APPROVAL_THRESHOLD") or "5000 USD"):
-        try:
-            money = parse_money(part)
-        except AmountError as exc:
-            problems.append(f"APPROVAL_THRESHOLD: {exc}")
-            continue
-        thresholds[money.currency] = money.amount
+    def thresholds(name: str, default: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in _split(get(name) or default):
+            try:
+                money = parse_money(part)
+            except AmountError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            out[money.currency] = money.amount
+        return out
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -226,7 +232,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         requesters=principals("REQUESTERS"),
         approvers=principals("APPROVERS"),
         admins=principals("ADMINS") or frozenset(),
-        approval_threshold=thresholds,
+        approval_threshold=thresholds("APPROVAL_THRESHOLD", "5000 USD"),
+        second_approval_threshold=thresholds("SECOND_APPROVAL_THRESHOLD", ""),
+        usergroup_cache_seconds=number("USERGROUP_CACHE_SECONDS", 300, int, 0, 86400),
         request_expiry=timedelta(hours=number("REQUEST_EXPIRY_HOURS", 168, float, 0.01, 24 * 365)),
         webhook_tolerance_seconds=number("WEBHOOK_TOLERANCE_SECONDS", 300, int, 1, 3600),
         webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 8, int, 1, 100),

@@ -811,9 +811,12 @@ def report(bare: Result, ours: Result, store: Store, args: argparse.Namespace, g
         extra = "; some signed bodies were sent twice (pool exhausted)" if r.details.get("reused_bodies") else ""
         ours_cpu = r.server_cpu + r.postgres_cpu + r.generator_cpu
         other = max(0.0, r.machine_cpu - ours_cpu) if r.machine_cpu else 0.0
+        # CPU per request is the figure least moved by other load on the machine.
+        per = 1000 / r.requests if r.requests else 0.0
         print(f"cpu {label}   gunicorn {100 * r.server_cpu / core:.0f}%, postgres {100 * r.postgres_cpu / core:.0f}%,"
               f" generator {100 * r.generator_cpu / core:.0f}%, other processes {100 * other / core:.0f}%"
-              f" (100% = one core); {r.requests:,} requests{extra}")
+              f" (100% = one core); per request {r.server_cpu * per:.2f} ms gunicorn + {r.postgres_cpu * per:.2f} ms"
+              f" postgres; {r.requests:,} requests{extra}")
         if other / core > 0.15:
             noisy.append(label)
     if noisy:

@@ -345,12 +345,13 @@ def foreign_load() -> list[str]:
     except ImportError:
         return []
     mine = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    found: dict[int, tuple[int, str]] = {}
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
         cmd = " ".join(proc.info.get("cmdline") or [])
-        if proc.info["pid"] not in mine and any(w in cmd for w in ("lookup_bench", "wrk ", "gunicorn")):
-            found.append(f"{proc.info['pid']} {cmd[:100]}")
-    return found
+        if proc.info["pid"] not in mine and any(w in cmd for w in ("_bench", "wrk ", "gunicorn")):
+            found[proc.info["pid"]] = (proc.info["ppid"], cmd)
+    # One line per server: a gunicorn worker is named by its master.
+    return [f"{pid} {cmd[:110]}" for pid, (ppid, cmd) in found.items() if ppid not in found]
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,10 +636,10 @@ def measured(load: Load, server: Server, clients: int, seconds: float) -> Result
     return result
 
 
-def pool_size(warm: Result, warm_seconds: float, seconds: float) -> int:
+def pool_size(warm: Result, seconds: float) -> int:
     """Bodies enough for the measured run at 1.5× the warm-up rate (each sent once)."""
     rate = warm.completed / warm.seconds if warm.seconds else 0.0
-    rate = max(rate, 3000.0 if not warm_seconds else 500.0)  # no warm-up: assume a generous rate
+    rate = max(rate, 2500.0)  # a short warm-up can underestimate: bodies are cheap, a repeat is not
     return min(MAX_POOL, int(rate * seconds * 1.5) + 5000)
 
 
@@ -670,7 +671,7 @@ def run_ours(server: Server, load: Load, factory: EventFactory, args: argparse.N
     if args.warmup:
         load.prepare("ours-warm", OURS_PATH, factory.signed("w", 0, int(args.warmup * 6000) + 2000, WEBHOOK_SECRET))
         warm = load.run(server.port, args.clients, args.warmup)
-    pool = factory.signed("m", 0, pool_size(warm, args.warmup, args.seconds), WEBHOOK_SECRET)
+    pool = factory.signed("m", 0, pool_size(warm, args.seconds), WEBHOOK_SECRET)
     load.prepare("ours-new", OURS_PATH, pool)
     new = measured(load, server, args.clients, args.seconds)
     new.details.update(pool=len(pool), wrapped=new.sent > len(pool), warm=warm.completed)
@@ -702,7 +703,7 @@ def run_bare(server: Server, load: Load, factory: EventFactory, pool: list[Signe
     if args.warmup:
         load.prepare("bare-warm", BARE_PATH, factory.signed("w", 0, int(args.warmup * 8000) + 2000, WEBHOOK_SECRET))
         warm = load.run(server.port, args.clients, args.warmup)
-    want = pool_size(warm, args.warmup, args.seconds)
+    want = pool_size(warm, args.seconds)
     if want > len(pool):  # the bare endpoint is faster: more of the same kind of bodies, never a repeat
         pool = pool + factory.signed("m", len(pool), want - len(pool), WEBHOOK_SECRET)
     load.prepare("bare", BARE_PATH, pool)

@@ -24,7 +24,21 @@ USAGE = """\
 `/refunds re_3MtwBwLkdIwHu7ix2hTe6NNb` a refund
 `/refunds dp_1MtwDSLkdIwHu7ixeMtz9b7q` a dispute (or `du_…`)
 You can also paste a Stripe Dashboard link.
+*Ask for a refund* (an approver approves it in the approvals channel)
+`/refunds request pi_3MtwBwLkdIwHu7ix28a3tqPa` everything still refundable
+`/refunds request pi_3MtwBwLkdIwHu7ix28a3tqPa 25.50 duplicate charged twice at checkout`
+  amount in the payment's currency; reason `requested_by_customer` (default), `duplicate` or `fraudulent`; then a note
+*Follow up*
+`/refunds pending` open requests · `/refunds stats 7d` counts and sums by status (`today`, `7d`, `30d`, `month`)
 `/refunds help` shows this."""
+
+REASONS = {
+    "requested_by_customer": "requested_by_customer", "customer": "requested_by_customer",
+    "requested": "requested_by_customer", "duplicate": "duplicate", "dup": "duplicate",
+    "fraudulent": "fraudulent", "fraud": "fraudulent",
+}
+PERIODS = ("today", "24h", "7d", "30d", "90d", "month")
+_AMOUNT_TOKEN = re.compile(r"^[^\w\s]{0,3}\d[\d,_]*(\.\d*)?[^\w\s]{0,3}$|^[^\w\s]{0,3}\.\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +60,50 @@ class Lookup:
         return ID_KINDS[self.stripe_id.split("_", 1)[0]]
 
 
-Command = Help | Lookup
+@dataclass(frozen=True, slots=True)
+class RequestRefund:
+    """Ask for a refund of a payment; amount is the person's text, parsed once the currency is known."""
+
+    payment_id: str
+    amount_text: str | None = None
+    reason: str = "requested_by_customer"
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """List open refund requests."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts and sums of refund requests by status over a period."""
+
+    period: str = "30d"
+
+
+Command = Help | Lookup | RequestRefund | Pending | Stats
+
+REQUEST_USAGE = "Write it as `/refunds request pi_… [amount] [reason] [note]`."
+
+
+def _parse_request(words: list[str]) -> Command:
+    if not words:
+        return Help(f"Which payment? {REQUEST_USAGE}")
+    found = _ID_RE.search(words[0])
+    if not found or ID_KINDS[found.group(1).split("_", 1)[0]] != "payment":
+        return Help(f"`{_short(words[0])}` is not a payment id (`pi_…` or `ch_…`). {REQUEST_USAGE}")
+    rest = words[1:]
+    amount = None
+    if rest and _AMOUNT_TOKEN.match(rest[0]):
+        amount = rest.pop(0)
+    reason = "requested_by_customer"
+    if rest and rest[0].lower() in REASONS:
+        reason = REASONS[rest.pop(0).lower()]
+    note = " ".join(rest).strip() or None
+    if note and len(note) > 2000:
+        return Help("The note is too long: keep it under 2,000 characters.")
+    return RequestRefund(found.group(1), amount, reason, note)
 
 
 def _clean(text: str) -> str:
@@ -66,6 +123,16 @@ def parse(text: str | None) -> Command:
         return Help()
     words = cleaned.split()
     first = words[0]
+    verb = first.lower()
+    if verb == "request":
+        return _parse_request(words[1:])
+    if verb == "pending" and len(words) == 1:
+        return Pending()
+    if verb == "stats":
+        period = words[1].lower() if len(words) > 1 else "30d"
+        if period not in PERIODS or len(words) > 2:
+            return Help(f"Stats over which period? One of {', '.join(PERIODS)}.")
+        return Stats(period)
     if "dashboard.stripe.com" in first or len(words) == 1:
         found = _ID_RE.search(first)
         if found and (found.group(1) == first or "/" in first):

@@ -91,8 +91,34 @@ class RequestSummary:
     status: str
     requested_by: str
     stripe_refund_id: str | None
-    slack_channel: str | None
-    slack_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """A refund asked for through the bot, and where it stands."""
+
+    id: int
+    payment_id: str
+    charge_id: str | None
+    account: str | None
+    amount: int
+    currency: str
+    reason: str
+    note: str | None
+    status: str
+    requested_by: str
+    requested_via: str
+    approvals: list[str]
+    approvals_needed: int
+    decided_by: str | None
+    decided_at: datetime | None
+    reject_reason: str | None
+    idempotency_key: str
+    stripe_refund_id: str | None
+    failure_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

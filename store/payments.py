@@ -70,8 +70,7 @@ SELECT p.*,
       WHERE d.payment_intent_id = p.payment_intent_id OR d.charge_id = p.charge_id) AS _disputes,
     (SELECT coalesce(json_agg(json_build_object(
                 'id', q.id, 'amount', q.amount, 'currency', q.currency, 'status', q.status,
-                'requested_by', q.requested_by, 'stripe_refund_id', q.stripe_refund_id,
-                'slack_channel', q.slack_channel, 'slack_ts', q.slack_ts) ORDER BY q.id), '[]')
+                'requested_by', q.requested_by, 'stripe_refund_id', q.stripe_refund_id) ORDER BY q.id), '[]')
        FROM refund_requests q
       WHERE q.payment_id = p.id AND q.status IN ('pending', 'approved', 'sent')) AS _requests
 FROM p

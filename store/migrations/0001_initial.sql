@@ -63,12 +63,11 @@ CREATE TABLE refund_requests (
     decided_by       text,
     decided_at       timestamptz,
     reject_reason    text,
-    -- Derived from the request id; the same key on every attempt makes Stripe create one refund.
-    idempotency_key  text NOT NULL UNIQUE,
+    -- Fixed when the request is made and sent with every attempt, so Stripe creates one refund
+    -- however often we retry; random so two installations sharing a Stripe account never collide.
+    idempotency_key  text NOT NULL UNIQUE DEFAULT 'refund-request-' || gen_random_uuid(),
     stripe_refund_id text UNIQUE CHECK (stripe_refund_id ~ '^(re|pyr)_'),
     failure_message  text,
-    slack_channel    text,
-    slack_ts         text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     expires_at       timestamptz NOT NULL,
@@ -118,8 +117,6 @@ CREATE TABLE disputes (
     evidence_due_by    timestamptz,
     evidence_submitted boolean NOT NULL DEFAULT false,
     owner              text,
-    slack_channel      text,
-    slack_ts           text,
     stripe_created     timestamptz NOT NULL,
     observed_at        timestamptz NOT NULL,
     synced_at          timestamptz NOT NULL DEFAULT now()

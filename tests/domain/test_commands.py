@@ -59,3 +59,46 @@ def test_everything_else_answers_with_usage_and_a_reason(text: str, says: str) -
 def test_usage_has_examples_of_every_kind() -> None:
     for prefix in ("pi_", "ch_", "re_", "dp_", "du_"):
         assert prefix in USAGE
+
+
+from domain.commands import Pending, RequestRefund, Stats  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa", RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa")),
+        ("request ch_3MtwBwLkdIwHu7ix2Xw0YB5M 25.50", RequestRefund("ch_3MtwBwLkdIwHu7ix2Xw0YB5M", "25.50")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa $1,000 duplicate charged twice",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "$1,000", "duplicate", "charged twice")),
+        ("REQUEST pi_3MtwBwLkdIwHu7ix28a3tqPa fraud card stolen",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "fraudulent", "card stolen")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 500 ¥ wrong size",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "500", "requested_by_customer", "¥ wrong size")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa please refund, customer is upset",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "requested_by_customer",
+                       "please refund, customer is upset")),
+        ("pending", Pending()),
+        ("stats", Stats("30d")),
+        ("stats 7d", Stats("7d")),
+        ("stats month", Stats("month")),
+    ],
+)
+def test_request_pending_stats(text: str, command) -> None:
+    assert parse(text) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("request", "Which payment?"),
+        ("request re_3MtwBwLkdIwHu7ix2hTe6NNb", "is not a payment id"),
+        ("request dp_1MtwDSLkdIwHu7ixeMtz9b7q 10", "is not a payment id"),
+        ("request hello", "is not a payment id"),
+        ("stats forever", "One of today"),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 1 customer " + "x" * 2001, "too long"),
+    ],
+)
+def test_bad_requests_explain_themselves(text: str, says: str) -> None:
+    cmd = parse(text)
+    assert isinstance(cmd, Help) and says in cmd.problem

@@ -111,8 +111,8 @@ def test_payment_intent_with_expanded_latest_charge() -> None:
 def test_refundable_counts_pending_succeeded_and_approved_unsent() -> None:
     charge = fixture_json("stripe/object_charge__gumroad_vcr_destination_partially_refunded.json")
     p = sm.payment_from_charge(charge, account=None, observed_at=NOW)
-    approved = RequestSummary(1, 300, p.currency, "approved", "U1", None, None, None)
-    pending_request = RequestSummary(2, 100, p.currency, "pending", "U1", None, None, None)
+    approved = RequestSummary(1, 300, p.currency, "approved", "U1", None)
+    pending_request = RequestSummary(2, 100, p.currency, "pending", "U1", None)
     view = PaymentView(p, requests=(approved, pending_request))
     # Pending requests do not hold money back; approved ones do.
     assert refundable(view) == charge["amount"] - 200 - 300
