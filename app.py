@@ -7,12 +7,14 @@ import logging
 from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
 import bot
 from handlers import webhook
 from services import metrics
 from services.deps import Deps
+from services.roles import RoleDirectory
 from services.stripe_gateway import StripeGateway, build_client
 from settings import Settings, load_settings
 from store import db, health
@@ -30,7 +32,9 @@ def configure_logging(settings: Settings) -> None:
 def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:
     """Open the pool and build the clients a process shares."""
     pool = db.open_pool(database_url or db.database_url(settings), max_size=settings.db_pool_max)
-    return Deps(settings=settings, pool=pool, stripe=StripeGateway(build_client(settings)))
+    slack = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=5)
+    return Deps(settings=settings, pool=pool, stripe=StripeGateway(build_client(settings)),
+                roles=RoleDirectory(settings, slack))
 
 
 def create_app(settings: Settings | None = None, *, deps: Deps | None = None) -> Flask:

@@ -789,7 +789,8 @@ def report(ours: Ours, bare: Result, checks: list[tuple[str, bool, str]], args: 
     ]
     met = all(ok for _, ok, _ in marks)
     detail = "; ".join(f"{name}: {'yes' if ok else 'NO'}{f' ({v})' if v else ''}" for name, ok, v in marks)
-    print(f"goal       {'MET' if met else 'NOT MET'}: {detail}{at}")
+    caveat = " (UNRELIABLE: other processes used CPU; rerun)" if noisy else ""
+    print(f"goal       {'MET' if met else 'NOT MET'}{caveat}: {detail}{at}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ SORRY = "Something went wrong on our side; nothing was changed. The on-call engi
 
 def build_app(deps: Deps) -> App:
     """The Bolt app with every listener registered."""
-    from bot import actions, commands
+    from bot import actions, commands, views
 
     settings = deps.settings
     # The token reaches each request's client through authorize() below.
@@ -57,4 +57,5 @@ def build_app(deps: Deps) -> App:
 
     commands.register(app, deps)
     actions.register(app, deps)
+    views.register(app, deps)
     return app

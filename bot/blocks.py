@@ -20,6 +20,7 @@ from domain.commands import USAGE
 from domain.links import dashboard_url
 from domain.models import Dispute, PaymentView, Refund, refundable, refunded
 from domain.money import format_amount
+from domain.policy import refusal_to_refund
 
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
 
@@ -134,17 +135,11 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
         ids_text += f" · account `{p.account}`"
     ids_text += f" · {'live' if p.livemode else 'test'} mode · synced {_ago(p.synced_at or p.observed_at, now)}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=ids_text)]))
-    blocks.append(
-        ActionsBlock(
-            elements=[
-                ButtonElement(
-                    text="Open in Stripe",
-                    action_id=ids.OPEN_IN_STRIPE,
-                    url=dashboard_url(link_target, livemode=p.livemode, account=p.account),
-                )
-            ]
-        )
-    )
+    buttons = [ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
+                             url=dashboard_url(link_target, livemode=p.livemode, account=p.account))]
+    if refusal_to_refund(view, None) is None:
+        buttons.insert(0, ButtonElement(text="Request refund", action_id=ids.REQUEST_REFUND, value=p.id))
+    blocks.append(ActionsBlock(elements=buttons))
     return blocks
 
 

@@ -1,4 +1,4 @@
-"""The `/refunds` slash command: parse, answer from the store at once, or fetch from Stripe after the ack."""
+"""The `/refunds` slash command: parse, answer from the store at once, or work after the ack."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import logging
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot import blocks
+from bot import blocks, request_blocks
 from domain.clock import utcnow
-from domain.commands import Help, Lookup, parse
+from domain.commands import Help, Lookup, Pending, RequestRefund, Stats, parse
 from domain.errors import DatabaseUnavailable, DeskError, NotFound
-from services import lookup
+from services import lookup, refund_requests
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/refunds"
-_FETCH = "refund_desk_fetch"  # context key telling the lazy listener what to fetch
+_FETCH = "refund_desk_fetch"  # context keys telling the lazy listener what to do after the ack
+_REQUEST = "refund_desk_request"
 
 
 def register(app: App, deps: Deps) -> None:
@@ -25,10 +26,22 @@ def register(app: App, deps: Deps) -> None:
     def answer(ack: Ack, command: dict, context: BoltContext) -> None:
         cmd = parse(command.get("text"))
         if isinstance(cmd, Help):
-            ack(response_type="ephemeral", text="How to use /refunds",
-                blocks=blocks.usage_blocks(cmd.problem))
-            return
-        assert isinstance(cmd, Lookup)
+            ack(response_type="ephemeral", text="How to use /refunds", blocks=blocks.usage_blocks(cmd.problem))
+        elif isinstance(cmd, Lookup):
+            _lookup(ack, cmd, context)
+        elif isinstance(cmd, RequestRefund):
+            # Roles may need Slack and the payment may need Stripe: after the ack.
+            context[_REQUEST] = cmd
+            ack(response_type="ephemeral", text=f"Checking `{cmd.payment_id}` for a refund request…")
+        elif isinstance(cmd, Pending):
+            ack(response_type="ephemeral", text="Open refund requests",
+                blocks=request_blocks.pending_blocks(refund_requests.open_requests(deps.pool), now=utcnow()))
+        elif isinstance(cmd, Stats):
+            since, rows = refund_requests.stats(deps.pool, cmd.period, utcnow())
+            ack(response_type="ephemeral", text="Refund request stats",
+                blocks=request_blocks.stats_blocks(rows, cmd.period, since))
+
+    def _lookup(ack: Ack, cmd: Lookup, context: BoltContext) -> None:
         try:
             view = lookup.from_store(deps.pool, cmd.stripe_id)
         except DatabaseUnavailable:
@@ -43,10 +56,13 @@ def register(app: App, deps: Deps) -> None:
         context[_FETCH] = cmd.stripe_id
         ack(response_type="ephemeral", text=f"Looking up `{cmd.stripe_id}` in Stripe…")
 
-    def fetch(respond: Respond, context: BoltContext) -> None:
-        stripe_id = context.get(_FETCH)
-        if not stripe_id:
-            return
+    def after_ack(respond: Respond, context: BoltContext, command: dict) -> None:
+        if context.get(_FETCH):
+            _fetch(respond, context[_FETCH])
+        elif context.get(_REQUEST):
+            _request(respond, context[_REQUEST], command["user_id"])
+
+    def _fetch(respond: Respond, stripe_id: str) -> None:
         try:
             view = lookup.from_stripe(deps.pool, deps.stripe, stripe_id, now=utcnow())
         except NotFound:
@@ -60,4 +76,24 @@ def register(app: App, deps: Deps) -> None:
         respond(replace_original=True, response_type="ephemeral", text=blocks.payment_text(view),
                 blocks=blocks.payment_blocks(view, now=utcnow()))
 
-    app.command(COMMAND)(ack=answer, lazy=[fetch])
+    def _request(respond: Respond, cmd: RequestRefund, user: str) -> None:
+        try:
+            roles = deps.roles.roles(user)
+            req = refund_requests.ask(deps.requests, payment_id=cmd.payment_id, amount_text=cmd.amount_text,
+                                      reason=cmd.reason, note=cmd.note, user=user, roles=roles,
+                                      via="slash_command", now=utcnow())
+        except NotFound:
+            respond(replace_original=True, response_type="ephemeral",
+                    text=f"No payment `{cmd.payment_id}` was found in Stripe.")
+            return
+        except DeskError as exc:
+            respond(replace_original=True, response_type="ephemeral", text=f"Not requested: {exc.message}")
+            return
+        respond(replace_original=True, response_type="ephemeral", text=request_blocks.filed_text(req, deps.settings))
+        if req.status == "approved":
+            done = refund_requests.execute(deps.requests, req.id, now=utcnow())
+            if done is not None:
+                respond(response_type="ephemeral", replace_original=False,
+                        text=request_blocks.outcome_text(done))
+
+    app.command(COMMAND)(ack=answer, lazy=[after_ack])

@@ -3,3 +3,16 @@
 from __future__ import annotations
 
 OPEN_IN_STRIPE = "open_in_stripe"
+REQUEST_REFUND = "request_refund"
+APPROVE_REQUEST = "approve_request"
+REJECT_REQUEST = "reject_request"
+
+REQUEST_MODAL = "refund_request_modal"
+REJECT_MODAL = "refund_reject_modal"
+
+# Block ids inside the modals, where field errors are shown.
+AMOUNT_BLOCK = "amount"
+REASON_BLOCK = "reason"
+NOTE_BLOCK = "note"
+REJECT_REASON_BLOCK = "reject_reason"
+INPUT = "value"  # the action id of each modal input

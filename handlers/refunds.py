@@ -10,10 +10,11 @@ from bot import blocks
 from domain import stripe_mapping as sm
 from domain.models import Refund
 from handlers.registry import EventContext, audit_sync, handles
-from store import outbox
+from services import refund_requests
+from store import outbox, requests
 from store import payments as store
 
-MADE_BY_US = "SELECT 1 FROM refund_requests WHERE stripe_refund_id = %(id)s"
+REQUEST_OF_REFUND = "SELECT id FROM refund_requests WHERE id = %(request_id)s OR stripe_refund_id = %(refund_id)s"
 
 
 def feed_key(refund_id: str) -> str:
@@ -30,13 +31,21 @@ def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContex
     after, before = saved.after, saved.before
     audit_sync(conn, ctx, saved, "refund.synced", after.id, after.charge_id, after.payment_intent_id,
                amount=after.amount, failure_reason=after.failure_reason)
+    request_id = _request_of(conn, after)
+    if request_id is not None:
+        # Made by the bot: the request's own thread follows it, not the feed.
+        req = requests.get(conn, request_id)
+        if req is not None:
+            refund_requests.follow(conn, ctx.settings, req, after, now=ctx.now, surface="webhook")
+        return
     channel = ctx.settings.refunds_feed_channel
-    if channel and not _made_by_us(conn, after):
+    if channel:
         _announce(conn, channel, before, after, ctx)
 
 
-def _made_by_us(conn: psycopg.Connection, refund: Refund) -> bool:
-    return refund.request_id is not None or conn.execute(MADE_BY_US, {"id": refund.id}).fetchone() is not None
+def _request_of(conn: psycopg.Connection, refund: Refund) -> int | None:
+    row = conn.execute(REQUEST_OF_REFUND, {"request_id": refund.request_id, "refund_id": refund.id}).fetchone()
+    return row[0] if row else None
 
 
 def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
+from services.roles import RoleDirectory
 from services.stripe_gateway import StripeGateway
 from settings import Settings
 
@@ -17,3 +18,11 @@ class Deps:
     settings: Settings
     pool: ConnectionPool
     stripe: StripeGateway
+    roles: RoleDirectory
+
+    @property
+    def requests(self):
+        """The refund-request workflow's context."""
+        from services.refund_requests import Context
+
+        return Context(pool=self.pool, stripe=self.stripe, settings=self.settings)

@@ -130,6 +130,35 @@ class StripeGateway:
             lambda: v1.disputes.retrieve(dispute_id, options=self.options(account)),
         )
 
+    def create_refund(self, *, payment_intent: str | None, charge: str | None, amount: int, reason: str,
+                      metadata: dict[str, str], idempotency_key: str, account: str | None) -> Json:
+        """Create a refund; the idempotency key makes every retry land on the same refund.
+
+        Raises StripeError (refused: no money moved), StripeRejectedKey, or StripeUnavailable /
+        StripeRateLimited (outcome unknown: retry with the same key).
+        """
+        params: Any = {"amount": amount, "reason": reason, "metadata": metadata}
+        params.update({"payment_intent": payment_intent} if payment_intent else {"charge": charge})
+        options: Any = {"idempotency_key": idempotency_key}
+        if account:
+            options["stripe_account"] = account
+        v1 = self.client.v1
+        try:
+            return self._get("create refund", lambda: v1.refunds.create(params=params, options=options))
+        except StripeError as exc:
+            if exc.code == "idempotency_key_in_use" or isinstance(exc.__cause__, stripe.IdempotencyError):
+                # Another attempt with our key is in flight or differs: the outcome is not known yet.
+                raise StripeUnavailable("Stripe is still working on an earlier attempt; retrying.") from exc
+            raise
+
+    def find_refund(self, *, payment_intent: str | None, charge: str | None, metadata_key: str, value: str,
+                    account: str | None) -> Json | None:
+        """A refund of this payment whose metadata names our request (the outcome of a lost answer)."""
+        for refund in self.refunds_for(payment_intent=payment_intent, charge=charge, account=account):
+            if (refund.get("metadata") or {}).get(metadata_key) == value:
+                return refund
+        return None
+
     def refunds_for(self, *, payment_intent: str | None, charge: str | None,
                     account: str | None = None) -> list[Json]:
         """Every refund of a payment (up to 100, newest first)."""

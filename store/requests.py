@@ -81,8 +81,7 @@ SET stripe_refund_id = coalesce(stripe_refund_id, %(refund_id)s),
     updated_at = %(now)s
 WHERE id = %(id)s
   AND (stripe_refund_id IS NULL OR stripe_refund_id = %(refund_id)s)
-  AND (status = %(status)s AND stripe_refund_id IS NULL
-       OR status IN ('approved', 'sent') AND %(status)s IN ('sent', 'succeeded', 'failed', 'canceled')
+  AND (status IN ('approved', 'sent') AND (status <> %(status)s OR stripe_refund_id IS NULL)
        OR status = 'succeeded' AND %(status)s = 'failed')
 RETURNING {COLUMNS}
 """

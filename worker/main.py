@@ -1,4 +1,4 @@
-"""The worker loop: each job runs in its own thread until asked to stop."""
+"""The worker loop: each job (events, Slack queue, refund-request upkeep) runs in its own thread until stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from domain.clock import utcnow
 from domain.errors import DatabaseUnavailable
-from services import events, slack_delivery
+from services import events, refund_requests, slack_delivery
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,17 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         return slack_delivery.deliver_next(deps.pool, client, now=utcnow(),
                                             pace_seconds=settings.slack_channel_pace_seconds)
 
+    def tend_requests() -> bool:
+        now = utcnow()
+        refund_requests.expire_due(deps.requests, now=now)
+        return refund_requests.recover_next(deps.requests, now=now) is not None
+
     threads = [
         threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name="events", daemon=True),
         threading.Thread(target=_loop, args=("slack", deliver_slack, stop, idle), name="slack", daemon=True),
+        # Expiry and recovery are not urgent to the second: a few seconds between rounds.
+        threading.Thread(target=_loop, args=("requests", tend_requests, stop, max(idle, 5.0)), name="requests",
+                         daemon=True),
     ]
     for thread in threads:
         thread.start()

@@ -1,0 +1,345 @@
+"""Refund requests: asking, deciding, executing exactly once, recovering, expiring.
+
+Money safety, in order of the steps:
+- asking and approving reserve money under a lock on the payment row, counting succeeded and
+  pending refunds and approved-but-unsent requests together;
+- every status change is guarded (UPDATE … WHERE status = …), so of many clicks one wins;
+- the Stripe refund is created with the request's own idempotency key and names the request in
+  its metadata, so retries, recovery after a crash and webhooks all land on one refund;
+- Slack messages are queued in the same transaction as the change they announce.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from bot import request_blocks as rb
+from domain import stripe_mapping as sm
+from domain.errors import DeskError, NotFound, StripeRateLimited, StripeUnavailable
+from domain.models import PaymentView, Refund, RefundRequest, refundable
+from domain.money import AmountError, format_amount, parse_amount
+from domain.policy import Roles, approvals_needed, refusal_to_decide, refusal_to_refund
+from services import lookup
+from services.stripe_gateway import StripeGateway
+from settings import Settings
+from store import audit, db, outbox
+from store import payments as payment_store
+from store import requests as store
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "refund_request_id"
+# How long an approved or sent-but-unconfirmed request may sit before recovery takes it over.
+RECOVER_AFTER = timedelta(seconds=60)
+# What a Stripe refund's status means for the request that made it.
+REQUEST_STATUS_OF_REFUND = {"pending": "sent", "requires_action": "sent", "succeeded": "succeeded",
+                            "failed": "failed", "canceled": "canceled"}
+
+
+class RequestRefused(DeskError):
+    """This refund cannot be requested."""
+
+    def __init__(self, message: str, *, field: str | None = None, existing: RefundRequest | None = None):
+        super().__init__(message)
+        self.field = field
+        self.existing = existing
+
+
+class DecisionRefused(DeskError):
+    """This decision is not yours to make now."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the request workflow needs from the process."""
+
+    pool: ConnectionPool
+    stripe: StripeGateway
+    settings: Settings
+
+
+def _audit(conn: psycopg.Connection, req: RefundRequest, action: str, actor: str, surface: str, now: datetime,
+           **details) -> None:
+    ids = [i for i in (req.payment_id, req.charge_id, req.stripe_refund_id) if i]
+    audit.record(conn, actor=actor, surface=surface, action=action, subject=f"request:{req.id}", stripe_ids=ids,
+                 details={"amount": req.amount, "currency": req.currency, "status": req.status, **details}, at=now)
+
+
+def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, *, thread: str | None = None,
+              requester: str | None = None, first: bool = False) -> None:
+    """Queue the approval message (or its update), a thread note, and a note to the requester."""
+    channel = settings.approvals_channel
+    livemode = settings.stripe_livemode
+    if channel:
+        view = payment_store.payment_view(conn, req.payment_id)
+        message = rb.approval_message(req, view, livemode=livemode)
+        key = rb.request_key(req.id)
+        if first:
+            outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
+        else:
+            outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
+        if thread:
+            outbox.enqueue(conn, channel=channel, payload=rb.thread_note(req, thread), parent_key=key)
+    if requester:
+        outbox.enqueue(conn, channel=req.requested_by, payload=rb.requester_note(req, requester))
+
+
+# --- asking -------------------------------------------------------------------------------------------
+
+
+def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, note: str | None, user: str,
+        roles: Roles, via: str, now: datetime) -> RefundRequest:
+    """File a request (and approve it at once when policy allows). Raises RequestRefused with the reason."""
+    if not roles.requester:
+        raise RequestRefused("You are not allowed to ask for refunds (see REQUESTERS); ask someone who is.")
+    view = lookup.from_store(ctx.pool, payment_id) or lookup.from_stripe(ctx.pool, ctx.stripe, payment_id, now=now)
+    currency = view.payment.currency
+    amount = None
+    if amount_text:
+        try:
+            amount = parse_amount(amount_text, currency)
+        except AmountError as exc:
+            raise RequestRefused(str(exc), field="amount") from exc
+    settings = ctx.settings
+    try:
+        with db.transaction(ctx.pool) as conn:
+            if not store.lock_payment(conn, view.payment.id):
+                raise RequestRefused("The payment could not be saved just now; try again in a minute.")
+            # Re-read under the lock: this is what concurrent requests and approvals see too.
+            fresh = payment_store.payment_view(conn, view.payment.id) or view
+            existing = store.pending_for(conn, fresh.payment.id)
+            if existing:
+                raise RequestRefused(f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
+                                     f"`{fresh.payment.id}` is already waiting for approval.", existing=existing)
+            refusal = refusal_to_refund(fresh, amount)
+            if refusal:
+                raise RequestRefused(refusal, field="amount")
+            amount = amount or refundable(fresh)
+            needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
+                                      settings.second_approval_threshold)
+            req = store.create(
+                conn, payment_id=fresh.payment.id, charge_id=fresh.payment.charge_id, account=fresh.payment.account,
+                amount=amount, currency=currency, reason=reason, note=note, requested_by=user, requested_via=via,
+                approvals_needed=needed, expires_at=now + settings.request_expiry, now=now)
+            _audit(conn, req, "request.created", user, "slack", now, reason=reason, approvals_needed=needed)
+            if needed == 0:
+                _audit(conn, req, "request.approved", user, "slack", now, why="approver within the threshold")
+            where = f"<#{settings.approvals_channel}>" if settings.approvals_channel else "the approvals channel"
+            _announce(conn, ctx.settings, req, first=True,
+                      requester=f"waiting for approval in {where}." if needed else
+                      "approved at once (you are an approver and it is within the threshold); creating the refund.")
+            return req
+    except psycopg.errors.UniqueViolation as exc:
+        # Two people asked at the same moment; the other request is the one that waits.
+        raise RequestRefused(f"A request for `{view.payment.id}` is already waiting for approval.") from exc
+
+
+# --- deciding -----------------------------------------------------------------------------------------
+
+
+def approve(ctx: Context, request_id: int, *, user: str, roles: Roles, now: datetime) -> RefundRequest:
+    """Record an approval; the request is approved once it has all it needs. Raises DecisionRefused."""
+    with db.transaction(ctx.pool) as conn:
+        req = store.get(conn, request_id)
+        if req is None:
+            raise NotFound(f"There is no refund request #{request_id}.")
+        store.lock_payment(conn, req.payment_id)
+        req = store.get(conn, request_id) or req  # as it is now that we hold the payment
+        refusal = refusal_to_decide(user, roles, req.requested_by, req.status, req.approvals)
+        if refusal:
+            raise DecisionRefused(_already(req) if req.status != "pending" else refusal)
+        view = payment_store.payment_view(conn, req.payment_id)
+        if view is not None:
+            money_refusal = refusal_to_refund(view, req.amount)
+            if money_refusal:
+                raise DecisionRefused(f"{money_refusal} Reject this request, or ask for a smaller amount.")
+        updated = store.approve(conn, request_id, user, now)
+        if updated is None:
+            raise DecisionRefused(_already(store.get(conn, request_id) or req))
+        if updated.status == "approved":
+            _audit(conn, updated, "request.approved", user, "slack", now)
+            _announce(conn, ctx.settings, updated, thread=f"👍 Approved by <@{user}>. Creating the refund in Stripe…",
+                      requester=f"approved by <@{user}>; the refund is being created.")
+        else:
+            _audit(conn, updated, "request.approval_added", user, "slack", now)
+            _announce(conn, ctx.settings, updated,
+                      thread=f"👍 <@{user}> approved (1 of 2); a second approver is needed.")
+        return updated
+
+
+def reject(ctx: Context, request_id: int, *, user: str, roles: Roles, reason: str, now: datetime) -> RefundRequest:
+    """Reject a pending request with a reason. Raises DecisionRefused."""
+    reason = reason.strip()
+    if len(reason) < 3:
+        raise DecisionRefused("Say why, in a few words: the requester sees it.")
+    with db.transaction(ctx.pool) as conn:
+        req = store.get(conn, request_id)
+        if req is None:
+            raise NotFound(f"There is no refund request #{request_id}.")
+        refusal = refusal_to_decide(user, roles, req.requested_by, req.status, ())
+        if refusal:
+            raise DecisionRefused(_already(req) if req.status != "pending" else refusal)
+        updated = store.reject(conn, request_id, user, reason, now)
+        if updated is None:
+            raise DecisionRefused(_already(store.get(conn, request_id) or req))
+        _audit(conn, updated, "request.rejected", user, "slack", now, reason=reason)
+        _announce(conn, ctx.settings, updated, thread=f"🚫 Rejected by <@{user}>: {reason}",
+                  requester=f"rejected by <@{user}>: “{reason}”")
+        return updated
+
+
+def _already(req: RefundRequest) -> str:
+    who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    return f"Request #{req.id} was already decided: {req.status}{who}. Nothing was changed."
+
+
+# --- executing ----------------------------------------------------------------------------------------
+
+
+def execute(ctx: Context, request_id: int, *, now: datetime) -> RefundRequest | None:
+    """Create the Stripe refund of an approved request, once. None when someone else is on it."""
+    with db.transaction(ctx.pool) as conn:
+        req = store.mark_sent(conn, request_id, now)
+        if req is None:
+            return None
+        _audit(conn, req, "refund.requested_from_stripe", "system", "worker", now)
+    return _send(ctx, req, now=now)
+
+
+def _send(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest:
+    """Call Stripe with the request's key and record what it said (or that it has not said yet)."""
+    payment_intent = req.payment_id if req.payment_id.startswith("pi_") else None
+    try:
+        refund = ctx.stripe.create_refund(
+            payment_intent=payment_intent, charge=None if payment_intent else (req.charge_id or req.payment_id),
+            amount=req.amount, reason=req.reason, metadata={METADATA_KEY: str(req.id)},
+            idempotency_key=req.idempotency_key, account=req.account)
+    except (StripeUnavailable, StripeRateLimited) as exc:
+        # The outcome is unknown: the request stays sent; recovery asks again with the same key.
+        log.warning("refund for request %s unconfirmed: %s", req.id, exc.message)
+        with db.transaction(ctx.pool) as conn:
+            current = store.touch_sent(conn, req.id, now) or req
+            _audit(conn, current, "refund.unconfirmed", "system", "worker", now, error=exc.message)
+        return current
+    except DeskError as exc:
+        # Stripe refused (balance, dispute, already refunded, key…): no money moved.
+        with db.transaction(ctx.pool) as conn:
+            failed = store.fail(conn, req.id, exc.message, now)
+            if failed is None:
+                return store.get(conn, req.id) or req
+            _audit(conn, failed, "refund.refused_by_stripe", "stripe", "worker", now, error=exc.message)
+            _announce(conn, ctx.settings, failed, thread=f"❌ Stripe refused the refund: {exc.message}",
+                      requester=f"Stripe refused the refund: {exc.message}")
+            return failed
+    return record_refund(ctx, req.id, refund, now=now)
+
+
+def record_refund(ctx: Context, request_id: int, refund_json: dict, *, now: datetime) -> RefundRequest:
+    """Store the refund Stripe created for a request and move the request along with it."""
+    refund = sm.refund_from_stripe(refund_json, account=None, observed_at=now)
+    with db.transaction(ctx.pool) as conn:
+        req = store.get(conn, request_id)
+        assert req is not None
+        # Same lock order as the webhook path (refund row, then request row): no deadlock between them.
+        payment_store.save_refund(conn, _linked(refund, req))
+        return follow(conn, ctx.settings, req, refund, now=now, surface="worker") or store.get(conn, request_id) or req
+
+
+def _linked(refund: Refund, req: RefundRequest) -> Refund:
+    return replace(refund, request_id=req.id, account=refund.account or req.account)
+
+
+def follow(conn: psycopg.Connection, settings: Settings, req: RefundRequest, refund: Refund, *, now: datetime,
+           surface: str) -> RefundRequest | None:
+    """Move a request along with its refund's status (from our call, a webhook or recovery)."""
+    status = REQUEST_STATUS_OF_REFUND.get(refund.status, "sent")
+    message = refund.failure_reason.replace("_", " ") if refund.failure_reason else None
+    updated = store.follow_refund(conn, req.id, refund.id, status, message, now)
+    if updated is None:
+        return None
+    _audit(conn, updated, f"request.{status}", "stripe", surface, now, refund=refund.id, refund_status=refund.status)
+    money = format_amount(updated.amount, updated.currency)
+    if status == "sent":
+        _announce(conn, settings, updated, thread=f"📨 Stripe accepted refund `{refund.id}` ({money}); it is pending.")
+    elif status == "succeeded":
+        _announce(conn, settings, updated, thread=f"✅ Refund `{refund.id}` of {money} succeeded.",
+                  requester=f"refunded ✅ (`{refund.id}`).")
+    else:
+        why = f": {message}" if message else ""
+        _announce(conn, settings, updated, thread=f"❌ Refund `{refund.id}` {status}{why}.",
+                  requester=f"the refund {status}{why}.")
+    return updated
+
+
+def recover_next(ctx: Context, *, now: datetime) -> RefundRequest | None:
+    """Take over one request left approved or sent without a known refund (a crash, a timeout)."""
+    with db.transaction(ctx.pool) as conn:
+        req = store.claim_stuck(conn, now - RECOVER_AFTER)
+        if req is None:
+            return None
+        if req.status == "approved":
+            req = store.mark_sent(conn, req.id, now) or req
+        payment_intent = req.payment_id if req.payment_id.startswith("pi_") else None
+        charge = None if payment_intent else (req.charge_id or req.payment_id)
+        try:
+            # First ask whether an earlier attempt got through (its answer may have been lost).
+            found = ctx.stripe.find_refund(payment_intent=payment_intent, charge=charge, metadata_key=METADATA_KEY,
+                                           value=str(req.id), account=req.account)
+        except (StripeUnavailable, StripeRateLimited):
+            store.touch_sent(conn, req.id, now)
+            return req
+        store.touch_sent(conn, req.id, now)
+    if found is not None:
+        log.info("recovered refund %s of request %s", found.get("id"), req.id)
+        return record_refund(ctx, req.id, found, now=now)
+    # Not in Stripe: send again with the same key (Stripe replays it if the first one did arrive).
+    return _send(ctx, req, now=now)
+
+
+# --- expiring and listing ----------------------------------------------------------------------------
+
+
+def expire_due(ctx: Context, *, now: datetime) -> list[RefundRequest]:
+    """Expire pending requests whose time is up, with a note in their thread and to the requester."""
+    with db.transaction(ctx.pool) as conn:
+        expired = store.expire(conn, now)
+        for req in expired:
+            _audit(conn, req, "request.expired", "system", "worker", now)
+            _announce(conn, ctx.settings, req, thread="⌛ Expired: nobody approved or rejected it in time.",
+                      requester="expired without a decision; ask again if it is still needed.")
+    return expired
+
+
+def open_requests(pool: ConnectionPool) -> list[RefundRequest]:
+    """Requests still open, oldest first."""
+    with db.connection(pool) as conn:
+        return store.open_requests(conn)
+
+
+PERIOD_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    """When a stats period starts (UTC)."""
+    if period == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return now - timedelta(days=PERIOD_DAYS[period])
+
+
+def stats(pool: ConnectionPool, period: str, now: datetime) -> tuple[datetime, list[tuple[str, str, int, int]]]:
+    """Counts and sums by status and currency since the period started."""
+    since = period_start(period, now)
+    with db.connection(pool) as conn:
+        return since, store.stats(conn, since)
+
+
+def view_for_modal(pool: ConnectionPool, payment_id: str) -> PaymentView | None:
+    """The stored payment a modal is about."""
+    return lookup.from_store(pool, payment_id)

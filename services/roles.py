@@ -1,0 +1,58 @@
+"""Who is a requester or approver: settings plus Slack user-group members, cached with expiry."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from domain.errors import DeskError
+from domain.policy import RoleConfig, Roles, roles_of
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RolesUnavailable(DeskError):
+    """Slack did not tell us who is in the approver and requester groups just now; try again in a minute."""
+
+
+class RoleDirectory:
+    """Resolves roles; user-group members are read with usergroups.users.list and kept for a while."""
+
+    def __init__(self, settings: Settings, client: WebClient, *, clock: Callable[[], float] = time.monotonic):
+        self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins)
+        self.client = client
+        self.ttl = settings.usergroup_cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[frozenset[str], float]] = {}
+        self._lock = threading.Lock()
+
+    def _members(self, group: str) -> frozenset[str]:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(group)
+        if cached and now - cached[1] < self.ttl:
+            return cached[0]
+        try:
+            response = self.client.usergroups_users_list(usergroup=group)
+            members = frozenset(response.get("users") or [])
+        except (SlackApiError, OSError) as exc:
+            if cached:
+                # Slack is having a moment: an old answer beats refusing everyone.
+                log.warning("usergroups.users.list %s failed (%s); using the cached members", group, exc)
+                return cached[0]
+            log.error("usergroups.users.list %s failed and nothing is cached: %s", group, exc)
+            raise RolesUnavailable() from exc
+        with self._lock:
+            self._cache[group] = (members, now)
+        return members
+
+    def roles(self, user: str) -> Roles:
+        """The user's roles now."""
+        members = {group: self._members(group) for group in self.config.groups()}
+        return roles_of(user, self.config, members)
