@@ -42,7 +42,8 @@ from standins.signing import slack_headers, slash_command_body
 from store import embedded, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data" / "bench"
+DATA = ROOT / ".data" / "bench"  # the embedded server, shared with the other benchmarks
+WORK = DATA / "lookup"  # this benchmark's wrk scripts, signed bodies and gunicorn logs
 DB_NAME = "refund_desk_bench"
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 PATH = "/slack/events"
@@ -224,7 +225,6 @@ def prepare_store(server_url: str, payments: int) -> Store:
     version = _seed_version()
     found = _stored_seed(url)
     if found and found[0] == payments and found[4] == version:
-        migrate.migrate(url)  # a no-op unless a migration was added that the seed does not depend on
         return Store(url, found[0], found[1], found[2], found[3], found[5], reused=True)
 
     print(f"seeding {payments:,} payments into {DB_NAME} (one-time; reused by later runs) …", flush=True)
@@ -598,8 +598,6 @@ def ensure_wrk() -> tuple[str | None, str]:
 class WrkLoad:
     """wrk (C, one event-loop thread) replaying pre-signed bodies from a file through a Lua script."""
 
-    label = "wrk"
-
     def __init__(self, wrk: str, workdir: Path, threads: int = 1):
         self.wrk = wrk
         self.expect = ""
@@ -657,8 +655,6 @@ class WrkLoad:
 
 class PythonLoad:
     """An asyncio load generator in this process (used when wrk is unavailable; it takes more CPU)."""
-
-    label = "python asyncio"
 
     def __init__(self) -> None:
         self.expect = ""
@@ -824,13 +820,13 @@ def report(bare: Result, ours: Result, store: Store, args: argparse.Namespace, g
         if other / core > 0.15:
             noisy.append(label)
     if noisy:
-        print(f"WARNING    other processes used the CPU during the {' and '.join(noisy)} run; its figures are low."
-              " Rerun on a quiet machine.")
+        print(f"WARNING    other processes took over 15% of a core while measuring {' and '.join(noisy)}; "
+              "req/s and latency are understated. Rerun on a quiet machine.")
     for label, r in (("bare", bare), ("ours", ours)):
         if r.first_problem:
             print(f"first problem ({label}): {r.first_problem}")
         if r.details.get("log_problems"):
-            print(f"{label}: gunicorn logged {r.details['log_problems']} error lines; see {DATA / 'logs'}")
+            print(f"{label}: gunicorn logged {r.details['log_problems']} error lines; see {WORK / 'logs'}")
     met = ours.rps >= GOAL_RPS and ours.p99_ms < GOAL_P99_MS and not ours.errors and not ours.misses
     where = "" if args.clients == GOAL_CLIENTS else f" (measured at {args.clients} clients; the goal is at 32)"
     print(f"goal       >= {GOAL_RPS:,} lookups/s and p99 < {GOAL_P99_MS:.0f} ms at {GOAL_CLIENTS} clients: "
@@ -884,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         wrk, how = ensure_wrk()
         if wrk:
-            load, generator = WrkLoad(wrk, DATA / "wrk"), f"{how}, 1 thread, Lua over pre-signed bodies"
+            load, generator = WrkLoad(wrk, WORK / "wrk"), f"{how}, 1 thread, Lua over pre-signed bodies"
         elif args.generator == "wrk":
             print(how, file=sys.stderr)
             return 2
@@ -893,13 +889,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generator: {generator}", flush=True)
 
     try:
-        server_url = embedded.start(DATA)  # stopped when this process exits
+        server_url = embedded.start(DATA)  # stopped when the last process using it exits
         store = prepare_store(server_url, args.payments)
         print(f"store: {store.payments:,} payments, {store.refunds:,} refunds "
               f"({'reused' if store.reused else 'seeded'}; seeding took {store.seed_seconds:.1f} s)", flush=True)
         ids = sample_ids(store.url, min(100_000, max(5_000, args.payments // 10)), rng)
         env = server_env(store.url)
-        logs = DATA / "logs"
+        logs = WORK / "logs"
         bare = Server("bare", "bench.bare_bolt:create_app()", free_port(), args.workers, env, logs / "bare.log")
         ours = Server("ours", "app:create_app()", free_port(), args.workers, env, logs / "ours.log")
         print(f"measuring bare Bolt ({args.warmup:g} s warm-up + {args.seconds:g} s) …", flush=True)

@@ -43,12 +43,9 @@ def register(app: App, deps: Deps) -> None:
             req = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=amount, reason=reason,
                                       note=(_value(view, ids.NOTE_BLOCK) or "").strip() or None, user=user,
                                       roles=roles, via="modal", now=utcnow())
-        except refund_requests.RequestRefused as exc:
-            block = ids.AMOUNT_BLOCK if exc.field == "amount" else ids.NOTE_BLOCK
-            ack(response_action="errors", errors={block: exc.message[:150]})
-            return
         except DeskError as exc:
-            ack(response_action="errors", errors={ids.NOTE_BLOCK: exc.message[:150]})
+            # The first field is where a person looks; the note at the bottom is easy to miss.
+            ack(response_action="errors", errors={ids.AMOUNT_BLOCK: exc.message[:150]})
             return
         ack()
         if req.status == "approved":

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import requests
-from support import ROOT
+from support import FIXTURES, ROOT
 from werkzeug.serving import make_server
 
 from settings import Settings
@@ -129,6 +129,37 @@ class LiveServer:
         self.slack = slack
         self.deps = deps
         self.http = requests.Session()
+
+    def _interaction(self, payload: dict) -> requests.Response:
+        from standins.signing import interaction_body
+
+        body = interaction_body(payload)
+        headers = slack_headers(body, self.settings.slack_signing_secret)
+        return self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers, timeout=15)
+
+    def click(self, action_id: str, value: str, *, user: str, key: str | None = None,
+              channel: str = "C0APPROVALS") -> tuple[requests.Response, str]:
+        """A signed button click, shaped like Slack's block_actions (shared/fixtures/slack/block_actions__*)."""
+        payload = json.loads((FIXTURES / "slack/block_actions__button_in_channel_message__bolt_python_test.json")
+                             .read_text())
+        key = key or f"c{next(_counter)}"
+        payload["user"] = {"id": user, "username": user.lower(), "team_id": "T0001"}
+        payload["channel"] = {"id": channel}
+        payload["container"]["channel_id"] = channel
+        payload["response_url"] = self.slack.response_url(key)
+        payload["trigger_id"] = f"{next(_counter)}.trigger"
+        payload["actions"] = [{**payload["actions"][0], "action_id": action_id, "value": value}]
+        return self._interaction(payload), key
+
+    def submit(self, callback_id: str, values: dict[str, dict], *, user: str, private_metadata: str = "") -> dict:
+        """A signed modal submission, shaped like Slack's view_submission; returns the JSON answer ({} = closed)."""
+        payload = json.loads((FIXTURES / "slack/view_submission__bolt_python_test.json").read_text())
+        payload["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"}
+        payload["view"] = {**payload["view"], "callback_id": callback_id, "private_metadata": private_metadata,
+                           "state": {"values": values}}
+        resp = self._interaction(payload)
+        assert resp.status_code == 200, resp.text
+        return resp.json() if resp.text.strip() else {}
 
     def webhook(self, event: dict | bytes | str, *, secret: str | None = None, header: str | None = None,
                 timestamp: int | None = None) -> requests.Response:
