@@ -12,15 +12,20 @@ import psycopg
 import requests
 from werkzeug.serving import make_server
 
+from bot import ids
 from demo.render import message
 from settings import Settings, load_settings
-from standins.signing import slack_headers, slash_command_body, stripe_signature
+from standins.signing import stripe_signature
 from standins.slack_api import SlackStandIn
+from standins.slack_sender import SlackSender
 from standins.stripe_api import StripeStandIn
 from store import db, migrate
+from worker.main import start as start_worker
 
 DEMO_DB = "refund_desk_demo"
 FEED_CHANNEL = "C0REFUNDFEED"
+APPROVALS = "C0APPROVALS"
+AGENT, MANAGER = "U0SUPPORT1", "U0MANAGER1"
 WEBHOOK_SECRET = "whsec_demo"
 SIGNING_SECRET = "demo-signing-secret"
 STRIPE_KEY = "sk_test_demo"
@@ -36,29 +41,37 @@ def _fresh_database(server_url: str) -> str:
 
 
 class Player:
-    """Types /refunds commands as a support agent would, and prints what Slack shows."""
+    """Types /refunds commands and clicks buttons as people would, and prints what Slack shows."""
 
     def __init__(self, app_url: str, slack: SlackStandIn):
-        self.app_url = app_url
         self.slack = slack
-        self.http = requests.Session()
-        self.n = 0
+        self.sender = SlackSender(app_url, SIGNING_SECRET, slack)
+        self.http = self.sender.http
 
-    def command(self, text: str, note: str) -> None:
-        self.n += 1
-        key = f"demo{self.n}"
-        body = slash_command_body(text, response_url=self.slack.response_url(key), user_id="U0SUPPORT1")
-        print(f"\n▶ {note}\n  /refunds {text}")
+    def command(self, text: str, note: str, *, user: str = AGENT) -> dict:
+        """Run a slash command; print the ack and what follows through response_url."""
+        print(f"\n▶ {note}\n  <@{user}>: /refunds {text}")
         started = time.perf_counter()
-        resp = self.http.post(f"{self.app_url}/slack/events", data=body.encode(),
-                              headers=slack_headers(body, SIGNING_SECRET), timeout=10)
+        resp, key = self.sender.slash(text, user=user)
         took = (time.perf_counter() - started) * 1000
         answer = json.loads(resp.text) if resp.text.startswith("{") else {"text": resp.text}
         print(f"  ← HTTP {resp.status_code} in {took:.0f} ms (the ack)")
         print(message(answer))
-        if "Looking up" in answer.get("text", ""):
+        if answer.get("text", "").startswith(("Looking up", "Checking")):
             self.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=15)
             print(f"  ← then through response_url, {(time.perf_counter() - started) * 1000:.0f} ms after the command")
+            answer = self.slack.responses(key)[-1]
+            print(message(answer))
+        return answer
+
+    def click(self, action_id: str, value: str, note: str, *, user: str, expect_reply: bool = False) -> None:
+        """Click a button in the approvals channel; print the private reply when one is expected."""
+        print(f"\n▶ {note}")
+        resp, key = self.sender.click(action_id, value, user=user)
+        print(f"  ← HTTP {resp.status_code} (acknowledged; the work goes on after the ack)")
+        if expect_reply:
+            self.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=15)
+            print(f"  ← only <@{user}> sees:")
             print(message(self.slack.responses(key)[-1]))
 
 
@@ -76,7 +89,7 @@ def run(*, keep: bool = False) -> int:
             database_url=url, data_dir=base.data_dir, slack_bot_token="xoxb-demo",
             slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
             stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=(WEBHOOK_SECRET,),
-            stripe_api_base=stripe_api.url, approvals_channel="C0APPROVALS",
+            stripe_api_base=stripe_api.url, approvals_channel=APPROVALS, approvers=frozenset({MANAGER}),
             refunds_feed_channel=FEED_CHANNEL, slack_channel_pace_seconds=0.2,
         )
         from app import build_deps, create_app
@@ -97,7 +110,15 @@ def run(*, keep: bool = False) -> int:
             player.command(seeded["kwd_pi"], "A three-decimal currency (KWD)")
             player.command("pi_3DoesNotExist000000000", "An id Stripe does not know")
             player.command("refund everything please 🙏", "Something that is not a command")
-            _webhooks(player, stripe_api, slack, deps, app_url, seeded)
+            stop = threading.Event()
+            workers = start_worker(deps, stop, idle=0.05)
+            try:
+                _webhooks(player, stripe_api, slack, app_url, seeded)
+                _approvals(player, stripe_api, slack, seeded)
+            finally:
+                stop.set()
+                for thread in workers:
+                    thread.join(5)
             print("\nDone. Everything above went through signed HTTP requests to the real app.")
             if keep:
                 print(f"Serving on {app_url} until Ctrl-C.")
@@ -109,49 +130,107 @@ def run(*, keep: bool = False) -> int:
     return 0
 
 
-def _webhooks(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, deps, app_url: str,
+def _webhooks(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, app_url: str,
               seeded: dict[str, str]) -> None:
     """A refund made outside the bot arrives as a signed webhook, reaches the feed and the lookup."""
-    from worker.main import start
-
     print("\n▶ Someone refunds ¥1,000 of the JPY payment in the Stripe Dashboard (the stand-in).")
     print("  Stripe sends signed webhooks to /webhooks/stripe; the worker applies them and posts to the feed.")
-    stop = threading.Event()
-    threads = start(deps, stop, idle=0.05)
-    try:
-        stripe_api.deliver_webhooks(f"{app_url}/webhooks/stripe", WEBHOOK_SECRET)
-        refund = _refund(stripe_api, seeded["jpy_charge"], 1000)
-        stripe_api.flush_webhooks()
-        feed = _wait_for_feed(slack, 1)
-        print(f"  ← #{FEED_CHANNEL} (refunds feed):")
-        print(message(feed[0]))
-        stripe_api.settle_refund(refund, "succeeded")
-        stripe_api.flush_webhooks()
-        replies = _wait_for_feed(slack, 2)
-        print("  ← the feed message is updated in place, and its thread says:")
-        print(message(replies[-1]))
-        duplicate = stripe_api.events[-1]
-        body = json.dumps(duplicate)
-        resp = player.http.post(f"{app_url}/webhooks/stripe", data=body.encode(), timeout=5,
-                                headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)})
-        print(f"\n▶ Stripe redelivers {duplicate['id']} ({duplicate['type']})")
-        print(f"  ← HTTP {resp.status_code} {resp.text.strip()}")
-        print("  (stored once, applied once)")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(5)
+    stripe_api.deliver_webhooks(f"{app_url}/webhooks/stripe", WEBHOOK_SECRET)
+    refund = _refund(stripe_api, seeded["jpy_charge"], 1000)
+    stripe_api.flush_webhooks()
+    feed = _wait_for_feed(slack, 1)
+    print(f"  ← #{FEED_CHANNEL} (refunds feed):")
+    print(message(feed[0]))
+    stripe_api.settle_refund(refund, "succeeded")
+    stripe_api.flush_webhooks()
+    replies = _wait_for_feed(slack, 2)
+    print("  ← the feed message is updated in place, and its thread says:")
+    print(message(replies[-1]))
+    duplicate = stripe_api.events[-1]
+    body = json.dumps(duplicate)
+    resp = player.http.post(f"{app_url}/webhooks/stripe", data=body.encode(), timeout=5,
+                            headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)})
+    print(f"\n▶ Stripe redelivers {duplicate['id']} ({duplicate['type']})")
+    print(f"  ← HTTP {resp.status_code} {resp.text.strip()}")
+    print("  (stored once, applied once)")
     player.command(seeded["jpy_charge"], "The JPY payment now shows the refund, from the store")
 
 
 def _wait_for_feed(slack: SlackStandIn, count: int) -> list[dict]:
+    return _wait_for(slack, FEED_CHANNEL, lambda messages: len(messages) >= count)
+
+
+def _wait_for(slack: SlackStandIn, channel: str, done) -> list[dict]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        messages = slack.messages.get(FEED_CHANNEL, [])
-        if len(messages) >= count:
+        messages = slack.messages.get(channel, [])
+        if done(messages):
             return messages
         time.sleep(0.05)
-    raise RuntimeError("the refunds feed did not receive the message in time")
+    raise RuntimeError(f"{channel} did not receive the expected message in time")
+
+
+def _thread(slack: SlackStandIn, parent: dict) -> list[dict]:
+    replies = slack.messages.get(APPROVALS, [])
+    return [m for m in replies if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]]
+
+
+def _approvals(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, seeded: dict[str, str]) -> None:
+    """A request, its approval and the webhook that completes it; then a rejection with a reason."""
+    answer = player.command(f"request {seeded['usd_pi']} 30 duplicate charged twice at checkout",
+                            "A support agent asks for a $30 refund of the USD payment")
+    request_id = answer["text"].split("#", 1)[1].split(":", 1)[0]
+    messages = _wait_for(slack, APPROVALS, lambda ms: any(f"#{request_id}:" in m["text"] for m in ms))
+    parent = next(m for m in messages if f"#{request_id}:" in m["text"])
+    print(f"  ← #{APPROVALS} (approvals):")
+    print(message(parent))
+
+    player.click(ids.APPROVE_REQUEST, request_id, "The agent tries to approve their own request", user=AGENT,
+                 expect_reply=True)
+    player.click(ids.APPROVE_REQUEST, request_id, "A billing manager clicks Approve", user=MANAGER)
+    refund = _wait_for_refund(stripe_api, request_id)
+    print(f"  Stripe now has refund {refund['id']} ({refund['status']}), created with the request's idempotency key.")
+    stripe_api.settle_refund(refund["id"], "succeeded")
+    stripe_api.flush_webhooks()
+    _wait_for(slack, APPROVALS, lambda ms: any("succeeded" in m["text"] for m in _thread(slack, parent)))
+    print("  ← the approval message now reads:")
+    print(message(next(m for m in slack.messages[APPROVALS] if m["ts"] == parent["ts"])))
+    print("  ← and its thread:")
+    for reply in _thread(slack, parent):
+        print(message(reply))
+    print(f"  ← the requester's DMs from the bot (<@{AGENT}>):")
+    for dm in _wait_for(slack, AGENT, lambda ms: any("refunded" in m["text"] for m in ms)):
+        print(message(dm))
+
+    answer = player.command(f"request {seeded['kwd_pi']} 2.5 customer changed their mind",
+                            "Another request, on the KWD payment")
+    request_id = answer["text"].split("#", 1)[1].split(":", 1)[0]
+    player.click(ids.REJECT_REQUEST, request_id, "The manager clicks Reject: a modal asks why", user=MANAGER)
+    view = _wait_for_view(slack)
+    print(f"  ← modal “{view['title']['text']}” opened")
+    values = {ids.REJECT_REASON_BLOCK: {ids.INPUT: {"type": "plain_text_input",
+                                                    "value": "Outside the 14-day window"}}}
+    answer = player.sender.submit(ids.REJECT_MODAL, values, user=MANAGER, private_metadata=view["private_metadata"])
+    print(f"  → submitted with a reason; the modal closes ({answer or 'empty answer'})")
+    dms = _wait_for(slack, AGENT, lambda ms: any("rejected" in m["text"] for m in ms))
+    print(f"  ← DM to <@{AGENT}>:")
+    print(message(dms[-1]))
+
+
+def _wait_for_refund(stripe_api: StripeStandIn, request_id: str) -> dict:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for event in stripe_api.events:
+            obj = event["data"]["object"]
+            if obj.get("object") == "refund" and (obj.get("metadata") or {}).get("refund_request_id") == request_id:
+                return obj
+        time.sleep(0.05)
+    raise RuntimeError("no refund was created in the Stripe stand-in")
+
+
+def _wait_for_view(slack: SlackStandIn) -> dict:
+    calls = slack.wait_for(lambda calls: any(c.method == "views.open" for c in calls), timeout=15)
+    return [c for c in calls if c.method == "views.open"][-1].args["view"]
 
 
 def _seed(stripe_api: StripeStandIn) -> dict[str, str]:

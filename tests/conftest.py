@@ -16,12 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import requests
-from support import FIXTURES, ROOT
+from support import ROOT
 from werkzeug.serving import make_server
 
 from settings import Settings
-from standins.signing import slack_headers, slash_command_body, stripe_signature
+from standins.signing import stripe_signature
 from standins.slack_api import SlackStandIn
+from standins.slack_sender import SlackSender
 from standins.stripe_api import StripeStandIn
 from store import embedded, migrate
 
@@ -121,45 +122,28 @@ def settings(db_url: str, slack: SlackStandIn, stripe_api: StripeStandIn) -> Set
 
 
 class LiveServer:
-    """The web app on a real socket, with helpers that sign requests like Slack does."""
+    """The web app on a real socket, with helpers that send what Slack and Stripe send."""
 
     def __init__(self, url: str, settings: Settings, slack: SlackStandIn, deps=None):
         self.url = url
         self.settings = settings
         self.slack = slack
         self.deps = deps
-        self.http = requests.Session()
+        self.sender = SlackSender(url, settings.slack_signing_secret, slack)
+        self.http = self.sender.http
 
-    def _interaction(self, payload: dict) -> requests.Response:
-        from standins.signing import interaction_body
-
-        body = interaction_body(payload)
-        headers = slack_headers(body, self.settings.slack_signing_secret)
-        return self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers, timeout=15)
+    def slash(self, text: str, *, user_id: str = "U0SUPPORT1", key: str | None = None) -> tuple[requests.Response, str]:
+        """POST a signed /refunds command; return the response and the response_url key."""
+        return self.sender.slash(text, user=user_id, key=key)
 
     def click(self, action_id: str, value: str, *, user: str, key: str | None = None,
               channel: str = "C0APPROVALS") -> tuple[requests.Response, str]:
-        """A signed button click, shaped like Slack's block_actions (shared/fixtures/slack/block_actions__*)."""
-        payload = json.loads((FIXTURES / "slack/block_actions__button_in_channel_message__bolt_python_test.json")
-                             .read_text())
-        key = key or f"c{next(_counter)}"
-        payload["user"] = {"id": user, "username": user.lower(), "team_id": "T0001"}
-        payload["channel"] = {"id": channel}
-        payload["container"]["channel_id"] = channel
-        payload["response_url"] = self.slack.response_url(key)
-        payload["trigger_id"] = f"{next(_counter)}.trigger"
-        payload["actions"] = [{**payload["actions"][0], "action_id": action_id, "value": value}]
-        return self._interaction(payload), key
+        """A signed button click, shaped like Slack's block_actions."""
+        return self.sender.click(action_id, value, user=user, channel=channel, key=key)
 
     def submit(self, callback_id: str, values: dict[str, dict], *, user: str, private_metadata: str = "") -> dict:
-        """A signed modal submission, shaped like Slack's view_submission; returns the JSON answer ({} = closed)."""
-        payload = json.loads((FIXTURES / "slack/view_submission__bolt_python_test.json").read_text())
-        payload["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"}
-        payload["view"] = {**payload["view"], "callback_id": callback_id, "private_metadata": private_metadata,
-                           "state": {"values": values}}
-        resp = self._interaction(payload)
-        assert resp.status_code == 200, resp.text
-        return resp.json() if resp.text.strip() else {}
+        """A signed modal submission; returns the JSON answer ({} = closed)."""
+        return self.sender.submit(callback_id, values, user=user, private_metadata=private_metadata)
 
     def webhook(self, event: dict | bytes | str, *, secret: str | None = None, header: str | None = None,
                 timestamp: int | None = None) -> requests.Response:
@@ -190,14 +174,6 @@ class LiveServer:
         while deliver_next(self.deps.pool, client, now=utcnow(), pace_seconds=0):
             n += 1
         return n
-
-    def slash(self, text: str, *, user_id: str = "U0SUPPORT1", key: str | None = None,
-              secret: str | None = None, timestamp: int | None = None) -> tuple[requests.Response, str]:
-        """POST a signed /refunds command; return the response and the response_url key."""
-        key = key or f"r{next(_counter)}"
-        body = slash_command_body(text, response_url=self.slack.response_url(key), user_id=user_id)
-        headers = slack_headers(body, secret or self.settings.slack_signing_secret, timestamp=timestamp)
-        return self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=headers, timeout=10), key
 
 
 @pytest.fixture

@@ -19,5 +19,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert "Traceback" not in out + done.stderr
     for expected in ("Look up a payment", "$120.00", "Refundable now*: $100.00", "¥5,000", "5.120 KWD",
                      "then through response_url", "was found in Stripe", "refunds feed", "pending → ✅ succeeded",
-                     '"duplicate":true', "Refundable now*: ¥4,000"):
+                     '"duplicate":true', "Refundable now*: ¥4,000", "is waiting for an approver",
+                     "Only approvers can approve", "✅ Refunded · approved by @U0MANAGER1", "refunded ✅",
+                     "rejected by @U0MANAGER1: “Outside the 14-day window”"):
         assert expected in out, expected
