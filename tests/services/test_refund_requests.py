@@ -347,3 +347,33 @@ def test_pending_and_stats(desk: LiveServer, stripe_api) -> None:
     assert "#1 ¥1,200" in json.dumps(pending.json(), ensure_ascii=False)
     stats, _ = desk.slash("stats 7d", user_id=AGENT)
     assert "Waiting for approval: 1 · ¥1,200" in json.dumps(stats.json(), ensure_ascii=False)
+
+
+def test_two_approvers_above_the_second_threshold(make_server_for, settings, slack, stripe_api, conn) -> None:
+    desk = make_server_for(replace_settings(settings, approvers=frozenset({"S0APPROVERS"}),
+                                            second_approval_threshold={"usd": 100000}), slack)
+    pi = stripe_api.add_payment(500000, "usd")["payment_intent"]["id"]
+    said = _reply(desk, desk.slash(f"request {pi} 1500", user_id=AGENT))
+    assert "waiting for two approvers" in said
+    request_id = int(said.split("#")[1].split(":")[0])
+    desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
+    deadline = time.monotonic() + 10
+    while _request(desk, conn, request_id).approvals != [MANAGER]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _request(desk, conn, request_id).status == "pending"
+    assert "second, different approver" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id),
+                                                                     user=MANAGER))
+    desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER2)
+    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
+    req = _request(desk, conn, request_id)
+    assert req.approvals == [MANAGER, MANAGER2] and req.decided_by == MANAGER2 and req.status in {"sent", "succeeded"}
+
+
+def test_only_requesters_may_ask_but_anyone_may_look_up(make_server_for, settings, slack, stripe_api) -> None:
+    desk = make_server_for(replace_settings(settings, requesters=frozenset({"U0SUPPORT1"}),
+                                            approvers=frozenset({"S0APPROVERS"})), slack)
+    pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
+    assert "not allowed to ask for refunds" in _reply(desk, desk.slash(f"request {pi}", user_id="U0STRANGER"))
+    assert "$50.00" in _reply(desk, desk.slash(pi, user_id="U0STRANGER"))
+    assert "waiting for an approver" in _reply(desk, desk.slash(f"request {pi}", user_id=AGENT))
