@@ -11,8 +11,9 @@ from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
 import bot
+from domain.clock import utcnow
 from handlers import webhook
-from services import metrics
+from services import metrics, oncall
 from services.deps import Deps
 from services.roles import RoleDirectory
 from services.stripe_gateway import StripeGateway, build_client
@@ -33,8 +34,12 @@ def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:
     """Open the pool and build the clients a process shares."""
     pool = db.open_pool(database_url or db.database_url(settings), max_size=settings.db_pool_max)
     slack = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=5)
-    return Deps(settings=settings, pool=pool, stripe=StripeGateway(build_client(settings)),
-                roles=RoleDirectory(settings, slack))
+
+    def key_rejected(kind: str) -> None:
+        oncall.report_key_problem(pool, settings, kind, utcnow())
+
+    gateway = StripeGateway(build_client(settings), on_key_rejected=key_rejected)
+    return Deps(settings=settings, pool=pool, stripe=gateway, roles=RoleDirectory(settings, slack))
 
 
 def create_app(settings: Settings | None = None, *, deps: Deps | None = None) -> Flask:

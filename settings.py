@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from domain.alerts import parse_routes
 from domain.money import AmountError, parse_money
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -57,6 +58,12 @@ class Settings:
     webhook_tolerance_seconds: int = 300
     webhook_max_attempts: int = 8
     slack_channel_pace_seconds: float = 1.0
+    failure_rate_window: timedelta = timedelta(minutes=15)
+    failure_rate_threshold: float = 0.05
+    failure_rate_min_attempts: int = 20
+    webhook_failure_threshold: float = 0.03
+    oncall_group: str | None = None
+    alert_routes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     db_pool_max: int = 8
     log_level: str = "INFO"
 
@@ -112,6 +119,12 @@ VARIABLES = {
     "WEBHOOK_TOLERANCE_SECONDS": "accepted age of a Stripe-Signature timestamp (default 300)",
     "WEBHOOK_MAX_ATTEMPTS": "processing attempts before an event is dead-lettered (default 8)",
     "SLACK_CHANNEL_PACE_SECONDS": "least time between two messages to one channel (default 1, Slack's limit)",
+    "FAILURE_RATE_WINDOW_MINUTES": "sliding window of the failure-rate alerts (default 15)",
+    "FAILURE_RATE_THRESHOLD": "percent of failed payments above which on-call is alerted (default 5)",
+    "FAILURE_RATE_MIN_ATTEMPTS": "fewer payment attempts than this in the window never alert (default 20)",
+    "WEBHOOK_FAILURE_THRESHOLD": "percent of webhook events failing to process that alerts (default 3)",
+    "ONCALL_GROUP": "user group (S…) or user (U…) mentioned in reminders of unowned disputes",
+    "ALERT_ROUTES": "per Connect account channels: acct_1=C0AAA,acct_2/disputes=C0BBB",
     "DB_POOL_MAX": "Postgres connections per process (default 8)",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
 }
@@ -208,6 +221,23 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
             out[money.currency] = money.amount
         return out
 
+    def principal(name: str) -> str | None:
+        value = get(name)
+        if value and not _PRINCIPAL_RE.match(value):
+            problems.append(f"{name} should be a user-group ID (S…) or user ID (U…), got {value!r}")
+        return value
+
+    def routes() -> dict[tuple[str, str], str]:
+        try:
+            parsed = parse_routes(get("ALERT_ROUTES") or "")
+        except ValueError as exc:
+            problems.append(f"ALERT_ROUTES: {exc}")
+            return {}
+        bad = [c for c in parsed.values() if not _CHANNEL_RE.match(c)]
+        if bad:
+            problems.append(f"ALERT_ROUTES: {', '.join(bad)} should be channel IDs like C0123456789")
+        return parsed
+
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append(f"LOG_LEVEL should be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -239,6 +269,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         webhook_tolerance_seconds=number("WEBHOOK_TOLERANCE_SECONDS", 300, int, 1, 3600),
         webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 8, int, 1, 100),
         slack_channel_pace_seconds=number("SLACK_CHANNEL_PACE_SECONDS", 1.0, float, 0, 60),
+        failure_rate_window=timedelta(minutes=number("FAILURE_RATE_WINDOW_MINUTES", 15, float, 1, 1440)),
+        failure_rate_threshold=number("FAILURE_RATE_THRESHOLD", 5.0, float, 0, 100) / 100,
+        failure_rate_min_attempts=number("FAILURE_RATE_MIN_ATTEMPTS", 20, int, 1, 1_000_000),
+        webhook_failure_threshold=number("WEBHOOK_FAILURE_THRESHOLD", 3.0, float, 0, 100) / 100,
+        oncall_group=principal("ONCALL_GROUP"),
+        alert_routes=routes(),
         db_pool_max=number("DB_POOL_MAX", 8, int, 1, 200),
         log_level=log_level,
     )

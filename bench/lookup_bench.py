@@ -841,8 +841,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=32, help="concurrent connections (default 32)")
     p.add_argument("--seconds", type=float, default=15,
                    help=f"measured seconds per app (default 15, max {MAX_SECONDS})")
-    # 4 = 2 × cores, as `refund-desk web` picks: a sync worker waits on Postgres for part of each
-    # request, so two per core keep both cores busy; more only adds context switches and memory.
+    # 4: the Procfile's default (WEB_CONCURRENCY) and 2 × cores as `refund-desk web` picks, so the
+    # figures match production and shared/PERFORMANCE.md. A sync worker waits on Postgres for part of
+    # each request, so two per core keep both cores busy; more only adds context switches.
     p.add_argument("--workers", type=int, default=4, help="gunicorn sync workers per app (default 4 = 2 × cores)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each measurement (default 2)")
     p.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",

@@ -1,4 +1,4 @@
-"""Button clicks: open in Stripe, request a refund, approve, reject."""
+"""Button clicks: open in Stripe, request a refund, approve, reject, take a dispute, refund a fraud warning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bot import ids, request_blocks
 from domain.clock import utcnow
 from domain.errors import DeskError
 from domain.policy import refusal_to_decide, refusal_to_refund
-from services import refund_requests
+from services import oncall, refund_requests
 from services.deps import Deps
 from store import db
 from store import requests as request_store
@@ -94,6 +94,30 @@ def register(app: App, deps: Deps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=request_blocks.reject_modal(req))
 
+    def assign_dispute(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        dispute_id = (body.get("actions") or [{}])[0].get("value", "")
+        _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, dispute_id, user, utcnow()))
+
+    def refund_for_fraud_warning(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        payment_id, _, warning = (body.get("actions") or [{}])[0].get("value", "").partition("|")
+        try:
+            roles = deps.roles.roles(user)
+            req = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=None, reason="fraudulent",
+                                      note=f"Early fraud warning {warning}: refunding to avoid a dispute.",
+                                      user=user, roles=roles, via="fraud_warning", now=utcnow())
+        except DeskError as exc:
+            _ephemeral(respond, f"Not requested: {exc.message}")
+            return
+        _ephemeral(respond, request_blocks.filed_text(req, deps.settings))
+        if req.status == "approved":
+            done = refund_requests.execute(deps.requests, req.id, now=utcnow())
+            if done is not None:
+                _ephemeral(respond, request_blocks.outcome_text(done))
+
+    app.action(ids.ASSIGN_DISPUTE)(ack=just_ack, lazy=[assign_dispute])
+    app.action(ids.EFW_REFUND)(ack=just_ack, lazy=[refund_for_fraud_warning])
     app.action(ids.REQUEST_REFUND)(ack=just_ack, lazy=[open_request_modal])
     app.action(ids.APPROVE_REQUEST)(ack=just_ack, lazy=[approve])
     app.action(ids.REJECT_REQUEST)(ack=just_ack, lazy=[open_reject_modal])

@@ -16,3 +16,5 @@ REASON_BLOCK = "reason"
 NOTE_BLOCK = "note"
 REJECT_REASON_BLOCK = "reject_reason"
 INPUT = "value"  # the action id of each modal input
+ASSIGN_DISPUTE = "assign_dispute"
+EFW_REFUND = "efw_refund"

@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 # Importing the handler modules registers them.
-from handlers import disputes, payments, refunds  # noqa: F401
+from handlers import disputes, payments, radar, refunds  # noqa: F401

@@ -9,6 +9,7 @@ import psycopg
 from domain import stripe_mapping as sm
 from handlers.refunds import apply_refund
 from handlers.registry import EventContext, audit_sync, handles
+from store import alerts
 from store import payments as store
 
 
@@ -25,6 +26,10 @@ def on_charge(conn: psycopg.Connection, charge: dict[str, Any], ctx: EventContex
     saved = store.save_payment(conn, sm.payment_from_charge(charge, account=ctx.account, observed_at=ctx.observed_at))
     if saved.changed:
         _audit_payment(conn, saved, ctx)
+    if ctx.event_type in {"charge.succeeded", "charge.failed"}:
+        outcome = _outcome(charge)
+        alerts.record_outcome(conn, charge_id=charge["id"], account=ctx.account,
+                              succeeded=ctx.event_type == "charge.succeeded", decline_code=outcome, at=ctx.observed_at)
     embedded = (charge.get("refunds") or {}).get("data") if isinstance(charge.get("refunds"), dict) else None
     for refund in embedded or []:
         apply_refund(conn, refund, ctx)
@@ -38,3 +43,18 @@ def on_payment_intent(conn: psycopg.Connection, pi: dict[str, Any], ctx: EventCo
     saved = store.save_payment(conn, payment)
     if saved.changed:
         _audit_payment(conn, saved, ctx)
+    error = pi.get("last_payment_error") or {}
+    charge_id = sm.ref_id(error.get("charge")) or payment.charge_id
+    if charge_id and ctx.event_type in {"payment_intent.succeeded", "payment_intent.payment_failed"}:
+        # The same attempt may also arrive as charge.*; the charge id counts it once.
+        alerts.record_outcome(conn, charge_id=charge_id, account=ctx.account,
+                              succeeded=ctx.event_type == "payment_intent.succeeded",
+                              decline_code=error.get("decline_code") or error.get("code"), at=ctx.observed_at)
+
+
+def _outcome(charge: dict[str, Any]) -> str | None:
+    if charge.get("status") != "failed":
+        return None
+    outcome = charge.get("outcome") or {}
+    # outcome.reason is the issuer's decline code (insufficient_funds…); failure_code is coarser.
+    return outcome.get("reason") or charge.get("failure_code") or outcome.get("network_status")

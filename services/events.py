@@ -13,7 +13,7 @@ import handlers  # noqa: F401 - registers the handlers
 from domain.retry import backoff, gives_up
 from domain.stripe_mapping import ts
 from handlers.registry import EventContext, handler_for
-from services.metrics import EVENTS_APPLIED
+from services.metrics import EVENTS_APPLIED, PROCESSING_SECONDS
 from settings import Settings
 from store import db, events
 
@@ -55,4 +55,5 @@ def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> 
             return claimed.id
         events.finish(conn, claimed.id, ignored=False, now=now)
         EVENTS_APPLIED.labels(claimed.type, "processed").inc()
+        PROCESSING_SECONDS.observe(max(0.0, (now - claimed.received_at).total_seconds()))
         return claimed.id

@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
@@ -25,9 +25,14 @@ WEBHOOKS = Counter("refund_desk_webhook_requests_total", "Stripe webhook request
                    ["outcome", "type"])
 EVENTS_APPLIED = Counter("refund_desk_events_processed_total", "Stripe events processed by the worker",
                          ["type", "outcome"])
+ALERTS = Counter("refund_desk_alerts_total", "On-call alerts raised, by kind", ["kind"])
+PROCESSING_SECONDS = Histogram("refund_desk_event_processing_seconds",
+                               "From receiving a Stripe event to having applied it",
+                               buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
 SLACK_DELIVERIES = Counter("refund_desk_slack_deliveries_total", "Slack outbox delivery attempts by outcome",
                            ["outcome"])
 
+REQUESTS = "SELECT status, count(*) FROM refund_requests GROUP BY status"
 BACKLOG = """
 SELECT status, count(*) FROM stripe_events WHERE status IN ('pending', 'failed', 'dead') GROUP BY status
 """
@@ -46,10 +51,12 @@ class DatabaseGauges(Collector):
         dead = GaugeMetricFamily("refund_desk_slack_outbox_dead", "Slack messages given up on")
         age = GaugeMetricFamily("refund_desk_slack_outbox_oldest_age_seconds", "Age of the oldest queued message")
         up = GaugeMetricFamily("refund_desk_database_up", "Whether the database answered this scrape")
+        requests = GaugeMetricFamily("refund_desk_refund_requests", "Refund requests by status", labels=["status"])
         try:
             with db.connection(self.pool, timeout=2) as conn:
                 backlog = dict(conn.execute(BACKLOG).fetchall())
                 n_queued, n_dead, oldest = outbox.stats(conn)
+                by_status = dict(conn.execute(REQUESTS).fetchall())
         except DatabaseUnavailable:
             up.add_metric([], 0)
             yield up
@@ -60,7 +67,9 @@ class DatabaseGauges(Collector):
         queued.add_metric([], n_queued)
         dead.add_metric([], n_dead)
         age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0)
-        yield from (up, events, queued, dead, age)
+        for status in ("pending", "approved", "sent", "succeeded", "failed", "canceled", "rejected", "expired"):
+            requests.add_metric([status], by_status.get(status, 0))
+        yield from (up, events, queued, dead, age, requests)
 
 
 def registry_for(pool: ConnectionPool) -> CollectorRegistry:
@@ -71,7 +80,7 @@ def registry_for(pool: ConnectionPool) -> CollectorRegistry:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (WEBHOOKS, EVENTS_APPLIED, SLACK_DELIVERIES):
+        for collector in (WEBHOOKS, EVENTS_APPLIED, SLACK_DELIVERIES, ALERTS, PROCESSING_SECONDS):
             registry.register(collector)
     registry.register(DatabaseGauges(pool))
     return registry

@@ -80,14 +80,26 @@ def translated(what: str) -> Iterator[None]:
 class StripeGateway:
     """Reads from Stripe as plain JSON dicts, the same shape webhooks deliver."""
 
-    def __init__(self, client: stripe.StripeClient, *, lookup_retries: int = 1):
+    def __init__(self, client: stripe.StripeClient, *, lookup_retries: int = 1,
+                 on_key_rejected: Callable[[str], None] | None = None):
         self.client = client
+        # Called with 'authentication' or 'permission' when Stripe refuses our key: on-call hears at once.
+        self.on_key_rejected = on_key_rejected
         # A person is waiting on a lookup: retry once, not as often as background work does.
         self._lookup_options: Any = {"max_network_retries": lookup_retries}
 
     def _get(self, what: str, call: Callable[[], Any]) -> Json:
-        with translated(what):
-            return call().to_dict()
+        try:
+            with translated(what):
+                return call().to_dict()
+        except StripeRejectedKey as exc:
+            if self.on_key_rejected:
+                kind = "permission" if isinstance(exc.__cause__, stripe.PermissionError) else "authentication"
+                try:
+                    self.on_key_rejected(kind)
+                except DeskError:
+                    log.exception("could not record the key problem")  # the person still gets their answer
+            raise
 
     def options(self, account: str | None) -> Any:
         """Request options for a lookup on the platform or a connected account."""

@@ -20,7 +20,7 @@ RETURNING id
 
 # The oldest due event that no other worker holds.
 CLAIM = """
-SELECT id, type, account, payload, attempts, stripe_created
+SELECT id, type, account, payload, attempts, stripe_created, received_at
 FROM stripe_events
 WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s
 ORDER BY stripe_created, received_at
@@ -66,6 +66,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     stripe_created: datetime
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

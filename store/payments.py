@@ -48,6 +48,7 @@ LOCK_REFUND = _lock_sql("refunds", Refund)
 INSERT_DISPUTE = _insert_sql("disputes", Dispute)
 UPDATE_DISPUTE = _update_sql("disputes", Dispute)
 LOCK_DISPUTE = _lock_sql("disputes", Dispute)
+GET_DISPUTE = LOCK_DISPUTE.removesuffix(" FOR UPDATE")
 
 # Where a refund or dispute id leads: the payment it belongs to.
 PAYMENT_KEY_OF_REFUND = "SELECT coalesce(payment_intent_id, charge_id) AS key FROM refunds WHERE id = %(id)s"
@@ -118,6 +119,12 @@ def save_refund(conn: psycopg.Connection, refund: Refund) -> Saved[Refund]:
 def save_dispute(conn: psycopg.Connection, dispute: Dispute) -> Saved[Dispute]:
     """Merge a dispute snapshot into what we hold (the Slack owner is kept)."""
     return _save(conn, dispute, merge_dispute, INSERT_DISPUTE, LOCK_DISPUTE, UPDATE_DISPUTE)
+
+
+def get_dispute(conn: psycopg.Connection, dispute_id: str) -> Dispute | None:
+    """A stored dispute."""
+    with conn.cursor(row_factory=class_row(Dispute)) as cur:
+        return cur.execute(GET_DISPUTE, {"id": dispute_id}).fetchone()
 
 
 def payment_key(conn: psycopg.Connection, stripe_id: str) -> str | None:

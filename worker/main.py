@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from domain.clock import utcnow
 from domain.errors import DatabaseUnavailable
-from services import events, refund_requests, slack_delivery
+from services import events, oncall, refund_requests, slack_delivery
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,20 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         refund_requests.expire_due(deps.requests, now=now)
         return refund_requests.recover_next(deps.requests, now=now) is not None
 
+    def watch() -> bool:
+        now = utcnow()
+        oncall.send_reminders(deps.pool, settings, now)
+        oncall.check_incidents(deps.pool, settings, now)
+        return False
+
     threads = [
         threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name="events", daemon=True),
         threading.Thread(target=_loop, args=("slack", deliver_slack, stop, idle), name="slack", daemon=True),
         # Expiry and recovery are not urgent to the second: a few seconds between rounds.
         threading.Thread(target=_loop, args=("requests", tend_requests, stop, max(idle, 5.0)), name="requests",
                          daemon=True),
+        # Reminders and rate checks every 30 s: plenty against 15-minute windows and 24-hour deadlines.
+        threading.Thread(target=_loop, args=("on-call", watch, stop, max(idle, 30.0)), name="on-call", daemon=True),
     ]
     for thread in threads:
         thread.start()

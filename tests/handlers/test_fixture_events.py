@@ -24,8 +24,8 @@ def test_fixture_event_is_accepted_and_applied(web: LiveServer, conn, path) -> N
     assert web.drain() == 1
     status = conn.execute("SELECT status, last_error FROM stripe_events WHERE id = %s", (event["id"],)).fetchone()
     kind = obj.get("object")
-    if kind in {"account", "radar.early_fraud_warning"}:
-        assert status == ("ignored", None)  # stored and visible, no handler yet
+    if kind == "account":
+        assert status == ("ignored", None)  # stored and visible; we have no use for it
         return
     assert status == ("processed", None)
     if kind == "charge":
@@ -44,6 +44,11 @@ def test_fixture_event_is_accepted_and_applied(web: LiveServer, conn, path) -> N
                            " WHERE id = %s", (obj["id"],)).fetchone()
         assert row[:5] == (obj["amount"], obj["currency"], obj["status"], obj.get("failure_reason"), obj["charge"])
         assert row[5] == datetime.fromtimestamp(event["created"], UTC)
+    elif kind == "radar.early_fraud_warning":
+        row = conn.execute("SELECT fraud_type, actionable, charge_id FROM early_fraud_warnings WHERE id = %s",
+                           (obj["id"],)).fetchone()
+        assert row == (obj["fraud_type"], obj["actionable"], obj["charge"])
+        return
     elif kind == "dispute":
         row = conn.execute("SELECT amount, status, reason, charge_id FROM disputes WHERE id = %s",
                            (obj["id"],)).fetchone()

@@ -1,0 +1,190 @@
+"""On-call state: dispute reminders and owners, early fraud warnings, payment outcomes, incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from domain.alerts import Incident, Window
+
+ASSIGN = """
+UPDATE disputes SET owner = %(user)s WHERE id = %(id)s AND owner IS NULL
+RETURNING id
+"""
+OWNER = "SELECT owner FROM disputes WHERE id = %(id)s"
+
+AWAITING_EVIDENCE = """
+SELECT d.id, coalesce(array_agg(r.kind) FILTER (WHERE r.kind IS NOT NULL), '{}') AS sent
+FROM disputes d LEFT JOIN dispute_reminders r ON r.dispute_id = d.id
+WHERE d.status IN ('needs_response', 'warning_needs_response') AND NOT d.evidence_submitted
+  AND d.evidence_due_by > %(now)s AND d.evidence_due_by <= %(now)s + interval '72 hours'
+GROUP BY d.id
+"""
+REMINDED = """
+INSERT INTO dispute_reminders (dispute_id, kind, sent_at) VALUES (%(id)s, %(kind)s, %(now)s)
+ON CONFLICT DO NOTHING RETURNING dispute_id
+"""
+
+SAVE_EFW = """
+INSERT INTO early_fraud_warnings (id, charge_id, payment_intent_id, account, fraud_type, actionable, livemode,
+                                  stripe_created, observed_at)
+VALUES (%(id)s, %(charge)s, %(payment_intent)s, %(account)s, %(fraud_type)s, %(actionable)s, %(livemode)s,
+        to_timestamp(%(created)s), %(observed_at)s)
+ON CONFLICT (id) DO UPDATE SET actionable = EXCLUDED.actionable, fraud_type = EXCLUDED.fraud_type,
+    observed_at = EXCLUDED.observed_at, synced_at = now()
+WHERE early_fraud_warnings.observed_at < EXCLUDED.observed_at
+  AND (early_fraud_warnings.actionable, early_fraud_warnings.fraud_type)
+      IS DISTINCT FROM (EXCLUDED.actionable, EXCLUDED.fraud_type)
+RETURNING (xmax = 0) AS inserted
+"""
+
+OUTCOME = """
+INSERT INTO payment_outcomes (charge_id, account, succeeded, decline_code, at)
+VALUES (%(charge_id)s, %(account)s, %(succeeded)s, %(decline_code)s, %(at)s)
+ON CONFLICT (charge_id) DO NOTHING
+"""
+
+PAYMENT_WINDOW = """
+SELECT count(*) AS attempts, count(*) FILTER (WHERE NOT succeeded) AS failures
+FROM payment_outcomes WHERE at > %(since)s AND at <= %(now)s
+"""
+TOP_CODES = """
+SELECT coalesce(decline_code, 'unknown'), count(*) FROM payment_outcomes
+WHERE at > %(since)s AND at <= %(now)s AND NOT succeeded
+GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
+"""
+WEBHOOK_WINDOW = """
+SELECT count(*) AS attempts, count(*) FILTER (WHERE status IN ('failed', 'dead')) AS failures
+FROM stripe_events WHERE received_at > %(since)s AND received_at <= %(now)s
+"""
+
+SERIALIZE = "SELECT pg_advisory_xact_lock(hashtext('refund-desk incident ' || %(kind)s))"
+OPEN_INCIDENT = """
+SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at
+FROM alert_incidents WHERE kind = %(kind)s AND closed_at IS NULL FOR UPDATE
+"""
+OPEN = """
+INSERT INTO alert_incidents (kind, opened_at, last_seen_at, notified_rate, notified_at, details)
+VALUES (%(kind)s, %(now)s, %(now)s, %(rate)s, %(now)s, %(details)s)
+ON CONFLICT DO NOTHING RETURNING id
+"""
+NOTIFIED = """
+UPDATE alert_incidents SET notified_rate = %(rate)s, notified_at = %(now)s, last_seen_at = %(now)s WHERE id = %(id)s
+"""
+HEALTH = "UPDATE alert_incidents SET healthy_since = %(since)s, last_seen_at = %(seen)s WHERE id = %(id)s"
+SEEN = "UPDATE alert_incidents SET last_seen_at = %(now)s WHERE id = %(id)s"
+CLOSE = "UPDATE alert_incidents SET closed_at = %(now)s, healthy_since = %(since)s WHERE id = %(id)s"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An open incident row."""
+
+    id: int
+    opened_at: datetime
+    notified_rate: float | None
+    notified_at: datetime
+    healthy_since: datetime | None
+    last_seen_at: datetime
+
+    def as_incident(self) -> Incident:
+        """The pure view the incident rules take."""
+        return Incident(self.opened_at, self.notified_rate, self.notified_at, self.healthy_since)
+
+
+def assign(conn: psycopg.Connection, dispute_id: str, user: str) -> bool:
+    """Record the owner; False when someone already took it."""
+    return conn.execute(ASSIGN, {"id": dispute_id, "user": user}).fetchone() is not None
+
+
+def owner(conn: psycopg.Connection, dispute_id: str) -> str | None:
+    """Who took a dispute."""
+    row = conn.execute(OWNER, {"id": dispute_id}).fetchone()
+    return row[0] if row else None
+
+
+def awaiting_evidence(conn: psycopg.Connection, now: datetime) -> list[tuple[str, list[str]]]:
+    """Disputes within 72 h of their evidence deadline, with the reminders already sent."""
+    return conn.execute(AWAITING_EVIDENCE, {"now": now}).fetchall()
+
+
+def mark_reminded(conn: psycopg.Connection, dispute_id: str, kind: str, now: datetime) -> bool:
+    """Claim a reminder; False when it was already sent (by us or another worker)."""
+    return conn.execute(REMINDED, {"id": dispute_id, "kind": kind, "now": now}).fetchone() is not None
+
+
+def save_efw(conn: psycopg.Connection, efw: dict[str, Any], account: str | None,
+             observed_at: datetime) -> bool | None:
+    """Store a warning: True when new, False when changed, None when nothing changed."""
+    row = conn.execute(SAVE_EFW, {
+        "id": efw["id"], "charge": _id(efw.get("charge")), "payment_intent": _id(efw.get("payment_intent")),
+        "account": account, "fraud_type": efw.get("fraud_type") or "misc", "actionable": bool(efw.get("actionable")),
+        "livemode": bool(efw.get("livemode")), "created": efw.get("created") or 0, "observed_at": observed_at,
+    }).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def _id(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def record_outcome(conn: psycopg.Connection, *, charge_id: str, account: str | None, succeeded: bool,
+                   decline_code: str | None, at: datetime) -> None:
+    """Count one payment attempt (once per charge, whichever event told us first)."""
+    conn.execute(OUTCOME, {"charge_id": charge_id, "account": account, "succeeded": succeeded,
+                           "decline_code": decline_code, "at": at})
+
+
+def payment_window(conn: psycopg.Connection, since: datetime, now: datetime) -> Window:
+    """Payment attempts and failures in (since, now], with the top decline codes."""
+    attempts, failures = conn.execute(PAYMENT_WINDOW, {"since": since, "now": now}).fetchone()
+    codes = tuple(conn.execute(TOP_CODES, {"since": since, "now": now}).fetchall()) if failures else ()
+    return Window(attempts, failures, codes)
+
+
+def webhook_window(conn: psycopg.Connection, since: datetime, now: datetime) -> Window:
+    """Events received in (since, now] and how many of them failed to process."""
+    attempts, failures = conn.execute(WEBHOOK_WINDOW, {"since": since, "now": now}).fetchone()
+    return Window(attempts, failures)
+
+
+def serialize(conn: psycopg.Connection, kind: str) -> None:
+    """One worker at a time evaluates an incident kind (until the transaction ends)."""
+    conn.execute(SERIALIZE, {"kind": kind})
+
+
+def open_incident(conn: psycopg.Connection, kind: str) -> OpenIncident | None:
+    """The open incident of a kind, locked."""
+    with conn.cursor(row_factory=class_row(OpenIncident)) as cur:
+        return cur.execute(OPEN_INCIDENT, {"kind": kind}).fetchone()
+
+
+def open_new(conn: psycopg.Connection, kind: str, rate: float | None, now: datetime, details: dict) -> int | None:
+    """Open an incident; None when one is already open."""
+    row = conn.execute(OPEN, {"kind": kind, "rate": rate, "now": now, "details": Jsonb(details)}).fetchone()
+    return row[0] if row else None
+
+
+def notified(conn: psycopg.Connection, incident_id: int, rate: float, now: datetime) -> None:
+    """Record that on-call was told of this rate."""
+    conn.execute(NOTIFIED, {"id": incident_id, "rate": rate, "now": now})
+
+
+def health(conn: psycopg.Connection, incident_id: int, since: datetime | None, seen: datetime) -> None:
+    """Record since when the rate has been healthy (None: not healthy)."""
+    conn.execute(HEALTH, {"id": incident_id, "since": since, "seen": seen})
+
+
+def seen(conn: psycopg.Connection, incident_id: int, now: datetime) -> None:
+    """The problem was seen again."""
+    conn.execute(SEEN, {"id": incident_id, "now": now})
+
+
+def close(conn: psycopg.Connection, incident_id: int, now: datetime, since: datetime | None) -> None:
+    """Close an incident."""
+    conn.execute(CLOSE, {"id": incident_id, "now": now, "since": since})
