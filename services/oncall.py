@@ -207,18 +207,18 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
         current = store.open_incident(conn, kind)
         step = incident_step(current.as_incident() if current else None, window, limits, now)
         if step.action == "open":
+            text = describe(window, "🚨")
             incident_id = store.open_new(conn, kind, window.rate, now, {"attempts": window.attempts,
-                                                                        "failures": window.failures})
+                                                                        "failures": window.failures, "text": text})
             if incident_id is not None and channel:
-                outbox.enqueue(conn, channel=channel, message_key=f"incident:{incident_id}",
-                               payload={"text": describe(window, "🚨")})
+                outbox.enqueue(conn, channel=channel, message_key=f"incident:{incident_id}", payload={"text": text})
                 ALERTS.labels(kind).inc()
         elif current is not None and step.action == "worse":
-            store.notified(conn, current.id, window.rate, now)
+            text = describe(window, "🚨 (worse)")
+            store.notified(conn, current.id, window.rate, now, {"text": text})
             if channel:
                 key = f"incident:{current.id}"
-                outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key,
-                               payload={"text": describe(window, "🚨 (worse)")})
+                outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key, payload={"text": text})
                 outbox.enqueue(conn, channel=channel, parent_key=key,
                                payload={"text": describe(window, "⬆️ Worse:"), "reply_broadcast": True})
         elif current is not None and step.action == "recover":
@@ -227,8 +227,9 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
                 key = f"incident:{current.id}"
                 text = describe(window, "✅ Recovered:")
                 outbox.enqueue(conn, channel=channel, parent_key=key, payload={"text": text, "reply_broadcast": True})
+                was = current.details.get("text", "")
                 outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key,
-                               payload={"text": f"~{describe(window, 'Resolved.')}~ (resolved)"})
+                               payload={"text": f"✅ Resolved. ~{was}~" if was else "✅ Resolved."})
         elif current is not None and step.healthy_since != current.healthy_since:
             store.health(conn, current.id, step.healthy_since, now)
         if step.action != "none":

@@ -65,7 +65,7 @@ FROM stripe_events WHERE received_at > %(since)s AND received_at <= %(now)s
 
 SERIALIZE = "SELECT pg_advisory_xact_lock(hashtext('refund-desk incident ' || %(kind)s))"
 OPEN_INCIDENT = """
-SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at
+SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at, details
 FROM alert_incidents WHERE kind = %(kind)s AND closed_at IS NULL FOR UPDATE
 """
 OPEN = """
@@ -74,7 +74,9 @@ VALUES (%(kind)s, %(now)s, %(now)s, %(rate)s, %(now)s, %(details)s)
 ON CONFLICT DO NOTHING RETURNING id
 """
 NOTIFIED = """
-UPDATE alert_incidents SET notified_rate = %(rate)s, notified_at = %(now)s, last_seen_at = %(now)s WHERE id = %(id)s
+UPDATE alert_incidents SET notified_rate = %(rate)s, notified_at = %(now)s, last_seen_at = %(now)s,
+       details = details || %(details)s
+WHERE id = %(id)s
 """
 HEALTH = "UPDATE alert_incidents SET healthy_since = %(since)s, last_seen_at = %(seen)s WHERE id = %(id)s"
 SEEN = "UPDATE alert_incidents SET last_seen_at = %(now)s WHERE id = %(id)s"
@@ -91,6 +93,7 @@ class OpenIncident:
     notified_at: datetime
     healthy_since: datetime | None
     last_seen_at: datetime
+    details: dict
 
     def as_incident(self) -> Incident:
         """The pure view the incident rules take."""
@@ -170,9 +173,9 @@ def open_new(conn: psycopg.Connection, kind: str, rate: float | None, now: datet
     return row[0] if row else None
 
 
-def notified(conn: psycopg.Connection, incident_id: int, rate: float, now: datetime) -> None:
-    """Record that on-call was told of this rate."""
-    conn.execute(NOTIFIED, {"id": incident_id, "rate": rate, "now": now})
+def notified(conn: psycopg.Connection, incident_id: int, rate: float, now: datetime, details: dict) -> None:
+    """Record that on-call was told of this rate (and what the alert now says)."""
+    conn.execute(NOTIFIED, {"id": incident_id, "rate": rate, "now": now, "details": Jsonb(details)})
 
 
 def health(conn: psycopg.Connection, incident_id: int, since: datetime | None, seen: datetime) -> None:
