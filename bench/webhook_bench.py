@@ -357,7 +357,11 @@ def wait_quiet(limit: float, label: str) -> float:
             print(f"  the machine is busy (another benchmark?); waiting up to {limit:.0f} s before {label} …",
                   flush=True)
             told = True
-    return time.monotonic() - started
+    waited = time.monotonic() - started
+    if told:
+        print(f"  waited {waited:.0f} s ({'quiet now' if waited < limit else 'still busy; measuring anyway'})",
+              flush=True)
+    return waited
 
 
 def postmaster_pid() -> int | None:

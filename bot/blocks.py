@@ -9,13 +9,11 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
-from bot import ids
+from bot import ids, kit
 from domain.commands import USAGE
 from domain.links import dashboard_url
 from domain.models import Dispute, PaymentView, Refund, refundable, refunded
@@ -91,14 +89,12 @@ def _listing(title: str, lines: list[str]) -> str:
     return text + (f"\n…and {more} more" if more else "")
 
 
-def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
+def payment_blocks(view: PaymentView, *, now: datetime) -> list[kit.Block]:
     """The answer to a lookup: the payment, its refunds, disputes and open requests."""
     p = view.payment
     cur = p.currency
     kind = "Payment" if p.payment_intent_id else "Charge"
-    blocks: list[Block] = [
-        HeaderBlock(text=f"{kind} {format_amount(p.amount, cur)} · {p.status.replace('_', ' ')}"[:150]),
-    ]
+    blocks = [kit.header(f"{kind} {format_amount(p.amount, cur)} · {p.status.replace('_', ' ')}")]
     fields = [
         f"*Amount*\n{_with_code(format_amount(p.amount, cur), cur)}",
         f"*Status*\n{_status(p.status)}",
@@ -112,34 +108,31 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[Block]:
     fields.append(f"*Created*\n{slack_date(p.stripe_created)}")
     if p.failure_code or p.failure_message:
         fields.append(f"*Last failure*\n{_escape(p.failure_message or p.failure_code or '')[:200]}")
-    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields[:10]]))
+    blocks.append(kit.section(fields=fields))
     if p.description:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"_{_escape(p.description)[:500]}_")))
+        blocks.append(kit.section(f"_{_escape(p.description)[:500]}_"))
     if view.refunds:
-        blocks.append(DividerBlock())
-        lines = [_refund_line(r, view.focus) for r in view.refunds]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Refunds", lines))))
+        blocks += [kit.divider(), kit.section(_listing("Refunds", [_refund_line(r, view.focus) for r in view.refunds]))]
     if view.disputes:
-        blocks.append(DividerBlock())
         lines = [_dispute_line(d, view.focus) for d in view.disputes]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Disputes", lines))))
+        blocks += [kit.divider(), kit.section(_listing("Disputes", lines))]
     if view.requests:
         lines = [
             f"#{q.id} {format_amount(q.amount, q.currency)} · {_status(q.status)} · asked by <@{q.requested_by}>"
             for q in view.requests
         ]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_listing("Open refund requests", lines))))
+        blocks.append(kit.section(_listing("Open refund requests", lines)))
     link_target = view.focus if view.focus and view.focus[:2] in {"dp", "du"} else p.id
     ids_text = " · ".join(f"`{i}`" for i in (p.payment_intent_id, p.charge_id) if i)
     if p.account:
         ids_text += f" · account `{p.account}`"
     ids_text += f" · {'live' if p.livemode else 'test'} mode · synced {_ago(p.synced_at or p.observed_at, now)}"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=ids_text)]))
-    buttons = [ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
-                             url=dashboard_url(link_target, livemode=p.livemode, account=p.account))]
+    blocks.append(kit.context(ids_text))
+    buttons = [kit.button("Open in Stripe", ids.OPEN_IN_STRIPE,
+                          url=dashboard_url(link_target, livemode=p.livemode, account=p.account))]
     if refusal_to_refund(view, None) is None:
-        buttons.insert(0, ButtonElement(text="Request refund", action_id=ids.REQUEST_REFUND, value=p.id))
-    blocks.append(ActionsBlock(elements=buttons))
+        buttons.insert(0, kit.button("Request refund", ids.REQUEST_REFUND, value=p.id))
+    blocks.append(kit.actions(*buttons))
     return blocks
 
 
@@ -161,18 +154,9 @@ def payment_text(view: PaymentView) -> str:
     return f"{p.id}: {format_amount(p.amount, p.currency)} {p.status}, refundable {left}"
 
 
-def usage_blocks(problem: str | None = None) -> list[Block]:
+def usage_blocks(problem: str | None = None) -> list[kit.Block]:
     """Usage, with what was wrong first when there was a problem."""
-    blocks: list[Block] = []
-    if problem:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"⚠️ {problem}")))
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=USAGE)))
-    return blocks
-
-
-def notice_blocks(text: str) -> list[Block]:
-    """A one-paragraph message (not found, Stripe unreachable, ...)."""
-    return [SectionBlock(text=MarkdownTextObject(text=text))]
+    return ([kit.section(f"⚠️ {problem}")] if problem else []) + [kit.section(USAGE)]
 
 
 def to_dicts(blocks: list[Block]) -> list[dict]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, Respond
 
 from bot import blocks, request_blocks
+from bot.background import later
 from domain.clock import utcnow
 from domain.commands import Help, Lookup, Pending, RequestRefund, Stats, parse
 from domain.errors import DatabaseUnavailable, DeskError, NotFound
@@ -16,23 +17,21 @@ from services.deps import Deps
 log = logging.getLogger(__name__)
 
 COMMAND = "/refunds"
-_FETCH = "refund_desk_fetch"  # context keys telling the lazy listener what to do after the ack
-_REQUEST = "refund_desk_request"
 
 
 def register(app: App, deps: Deps) -> None:
     """Attach the /refunds listeners."""
 
-    def answer(ack: Ack, command: dict, context: BoltContext) -> None:
+    def answer(ack: Ack, command: dict, respond: Respond) -> None:
         cmd = parse(command.get("text"))
         if isinstance(cmd, Help):
             ack(response_type="ephemeral", text="How to use /refunds", blocks=blocks.usage_blocks(cmd.problem))
         elif isinstance(cmd, Lookup):
-            _lookup(ack, cmd, context)
+            _lookup(ack, cmd, respond)
         elif isinstance(cmd, RequestRefund):
             # Roles may need Slack and the payment may need Stripe: after the ack.
-            context[_REQUEST] = cmd
             ack(response_type="ephemeral", text=f"Checking `{cmd.payment_id}` for a refund request…")
+            later(_request, respond, cmd, command["user_id"])
         elif isinstance(cmd, Pending):
             ack(response_type="ephemeral", text="Open refund requests",
                 blocks=request_blocks.pending_blocks(refund_requests.open_requests(deps.pool), now=utcnow()))
@@ -41,7 +40,7 @@ def register(app: App, deps: Deps) -> None:
             ack(response_type="ephemeral", text="Refund request stats",
                 blocks=request_blocks.stats_blocks(rows, cmd.period, since))
 
-    def _lookup(ack: Ack, cmd: Lookup, context: BoltContext) -> None:
+    def _lookup(ack: Ack, cmd: Lookup, respond: Respond) -> None:
         try:
             view = lookup.from_store(deps.pool, cmd.stripe_id)
         except DatabaseUnavailable:
@@ -53,14 +52,8 @@ def register(app: App, deps: Deps) -> None:
             return
         # Not stored yet: acknowledge now and answer through response_url once Stripe has spoken,
         # so Slack's 3-second limit never passes while Stripe is slow.
-        context[_FETCH] = cmd.stripe_id
         ack(response_type="ephemeral", text=f"Looking up `{cmd.stripe_id}` in Stripe…")
-
-    def after_ack(respond: Respond, context: BoltContext, command: dict) -> None:
-        if context.get(_FETCH):
-            _fetch(respond, context[_FETCH])
-        elif context.get(_REQUEST):
-            _request(respond, context[_REQUEST], command["user_id"])
+        later(_fetch, respond, cmd.stripe_id)
 
     def _fetch(respond: Respond, stripe_id: str) -> None:
         try:
@@ -96,4 +89,4 @@ def register(app: App, deps: Deps) -> None:
                 respond(response_type="ephemeral", replace_original=False,
                         text=request_blocks.outcome_text(done))
 
-    app.command(COMMAND)(ack=answer, lazy=[after_ack])
+    app.command(COMMAND)(answer)

@@ -13,14 +13,14 @@ from domain.errors import DatabaseUnavailable, NotFound
 from domain.models import PaymentView
 from services.stripe_gateway import StripeGateway
 from store import payments as store
-from store.db import transaction
+from store.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
 
 def from_store(pool: ConnectionPool, stripe_id: str) -> PaymentView | None:
-    """The stored view, or None when we have never seen this id."""
-    with transaction(pool) as conn:
+    """The stored view, or None when we have never seen this id (one query, no transaction)."""
+    with connection(pool) as conn:
         return store.find_view(conn, stripe_id)
 
 

@@ -50,16 +50,20 @@ UPDATE_DISPUTE = _update_sql("disputes", Dispute)
 LOCK_DISPUTE = _lock_sql("disputes", Dispute)
 GET_DISPUTE = LOCK_DISPUTE.removesuffix(" FOR UPDATE")
 
-# Where a refund or dispute id leads: the payment it belongs to.
-PAYMENT_KEY_OF_REFUND = "SELECT coalesce(payment_intent_id, charge_id) AS key FROM refunds WHERE id = %(id)s"
-PAYMENT_KEY_OF_DISPUTE = "SELECT coalesce(payment_intent_id, charge_id) AS key FROM disputes WHERE id = %(id)s"
 
-# One round trip for everything a lookup shows.
-PAYMENT_VIEW = """
-WITH p AS (
-    SELECT * FROM payments WHERE id = %(key)s
+# One round trip for everything a lookup shows, whichever id the person gave: the key CTE turns a
+# refund or dispute id into its payment's id.
+_VIEW = """
+WITH k AS (
+    SELECT %(id)s::text AS key WHERE %(kind)s = 'payment'
     UNION ALL
-    SELECT * FROM payments WHERE charge_id = %(key)s AND id <> %(key)s
+    SELECT coalesce(payment_intent_id, charge_id) FROM refunds WHERE %(kind)s = 'refund' AND id = %(id)s
+    UNION ALL
+    SELECT coalesce(payment_intent_id, charge_id) FROM disputes WHERE %(kind)s = 'dispute' AND id = %(id)s
+), p AS (
+    SELECT payments.* FROM payments, k WHERE payments.id = k.key
+    UNION ALL
+    SELECT payments.* FROM payments, k WHERE payments.charge_id = k.key AND payments.id <> k.key
     LIMIT 1
 )
 SELECT p.*,
@@ -76,6 +80,8 @@ SELECT p.*,
       WHERE q.payment_id = p.id AND q.status IN ('pending', 'approved', 'sent')) AS _requests
 FROM p
 """
+_KINDS = {"pi": "payment", "ch": "payment", "py": "payment", "re": "refund", "pyr": "refund",
+          "dp": "dispute", "du": "dispute"}
 
 
 @dataclass(frozen=True)
@@ -127,39 +133,7 @@ def get_dispute(conn: psycopg.Connection, dispute_id: str) -> Dispute | None:
         return cur.execute(GET_DISPUTE, {"id": dispute_id}).fetchone()
 
 
-def payment_key(conn: psycopg.Connection, stripe_id: str) -> str | None:
-    """The payment id (pi_ or ch_) that a payment, refund or dispute id belongs to, if stored."""
-    prefix = stripe_id.split("_", 1)[0]
-    if prefix in {"re", "pyr"}:
-        row = conn.execute(PAYMENT_KEY_OF_REFUND, {"id": stripe_id}).fetchone()
-    elif prefix in {"dp", "du"}:
-        row = conn.execute(PAYMENT_KEY_OF_DISPUTE, {"id": stripe_id}).fetchone()
-    else:
-        return stripe_id
-    return row[0] if row else None
-
-
-_PAYMENT_FIELDS = [f.name for f in fields(Payment)]
-
-
-def _from_json(cls: type, items: list[dict[str, Any]]) -> tuple:
-    names = {f.name: f.type for f in fields(cls)}
-    out = []
-    for item in items:
-        values = {k: v for k, v in item.items() if k in names}
-        for key in ("stripe_created", "observed_at", "synced_at", "evidence_due_by"):
-            if isinstance(values.get(key), str):
-                values[key] = datetime.fromisoformat(values[key])
-        out.append(cls(**values))
-    return tuple(out)
-
-
-def payment_view(conn: psycopg.Connection, key: str, *, focus: str | None = None) -> PaymentView | None:
-    """The payment with this id (or charge id), its refunds, disputes and open requests."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(PAYMENT_VIEW, {"key": key}).fetchone()
-    if row is None:
-        return None
+def _view_from_row(row: dict[str, Any], focus: str | None) -> PaymentView:
     return PaymentView(
         payment=Payment(**{name: row[name] for name in _PAYMENT_FIELDS}),
         refunds=_from_json(Refund, row["_refunds"]),
@@ -169,10 +143,33 @@ def payment_view(conn: psycopg.Connection, key: str, *, focus: str | None = None
     )
 
 
+_PAYMENT_FIELDS = [f.name for f in fields(Payment)]
+
+
+def _from_json(cls: type, items: list[dict[str, Any]]) -> tuple:
+    names = {f.name for f in fields(cls)}
+    out = []
+    for item in items:
+        values = {k: v for k, v in item.items() if k in names}
+        for key in ("stripe_created", "observed_at", "charge_observed_at", "synced_at", "evidence_due_by"):
+            if isinstance(values.get(key), str):
+                values[key] = datetime.fromisoformat(values[key])
+        out.append(cls(**values))
+    return tuple(out)
+
+
+def payment_view(conn: psycopg.Connection, key: str, *, focus: str | None = None) -> PaymentView | None:
+    """The payment with this payment or charge id, its refunds, disputes and open requests."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_VIEW, {"id": key, "kind": "payment"}).fetchone()
+    return _view_from_row(row, focus) if row else None
+
+
 def find_view(conn: psycopg.Connection, stripe_id: str) -> PaymentView | None:
-    """The lookup view for any payment, charge, refund or dispute id, from the store only."""
-    key = payment_key(conn, stripe_id)
-    if key is None:
+    """The lookup view for any payment, charge, refund or dispute id, from the store only, in one query."""
+    kind = _KINDS.get(stripe_id.split("_", 1)[0], "payment")
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_VIEW, {"id": stripe_id, "kind": kind}).fetchone()
+    if row is None:
         return None
-    focus = stripe_id if stripe_id != key else None
-    return payment_view(conn, key, focus=focus)
+    return _view_from_row(row, stripe_id if kind != "payment" else None)

@@ -88,15 +88,20 @@ def _gunicorn(database_url: str, port: int, log: Path) -> subprocess.Popen:
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "3", "--log-level", "error",
              "app:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass  # not listening yet
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.2)
+    try:
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    return proc
+            except requests.RequestException:
+                pass  # not listening yet
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+    except BaseException:
+        proc.terminate()  # never leave a server behind
+        proc.wait(10)
+        raise
 
 
 def _send_all(url: str, bodies: list[bytes], senders: int) -> Counter:

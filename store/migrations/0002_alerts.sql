@@ -47,3 +47,6 @@ CREATE TABLE alert_incidents (
 );
 -- At most one open incident of each kind: the second opener meets this index.
 CREATE UNIQUE INDEX alert_incidents_one_open ON alert_incidents (kind) WHERE closed_at IS NULL;
+
+-- Lookups list a payment's open requests; without this they scan every request ever made.
+CREATE INDEX refund_requests_payment ON refund_requests (payment_id);
