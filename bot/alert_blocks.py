@@ -7,7 +7,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot import ids
-from bot.blocks import _status, slack_date, to_dicts
+from bot.blocks import STATUS_ICON, _status, slack_date, to_dicts
 from domain.alerts import Window, relative
 from domain.links import dashboard_url
 from domain.models import Dispute, PaymentView
@@ -47,9 +47,11 @@ def dispute_message(d: Dispute, view: PaymentView | None, *, now: datetime) -> d
         if d.evidence_submitted:
             due += " · evidence submitted"
         fields.insert(2, f"*Evidence due*\n{due}")
+    closed = d.status in {"won", "lost", "warning_closed", "prevented"}
+    icon = STATUS_ICON.get(d.status, "✔️") if closed else ("❓" if inquiry else "🚨")
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(
-            text=f"*{'❓' if inquiry else '🚨'} {kind} {format_amount(d.amount, d.currency)} on `{payment_id}`*")),
+            text=f"*{icon} {kind} {format_amount(d.amount, d.currency)} on `{payment_id}`*")),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields[:10]]),
         ContextBlock(elements=[MarkdownTextObject(text=f"`{d.id}` · opened {slack_date(d.stripe_created)}")]),
     ]
@@ -127,6 +129,12 @@ def failure_rate_text(window: Window, limits_window_minutes: int, *, title: str)
     codes = ", ".join(f"`{code}` {count}" for code, count in window.top_codes) or "none given"
     return (f"{title} {window.rate:.1%} of payments failed over the last {limits_window_minutes} min "
             f"({window.failures:,} of {window.attempts:,} attempts). Top decline codes: {codes}.")
+
+
+def recovery_text(window: Window, threshold: float, minutes: int, *, what: str) -> str:
+    """The note that ends an incident."""
+    return (f"✅ Recovered: {what} have stayed at or below {threshold:.0%} for a full {minutes}-minute window "
+            f"({window.failures:,} of {window.attempts:,} in the last one).")
 
 
 def webhook_rate_text(window: Window, minutes: int, *, title: str) -> str:

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import requests
@@ -25,7 +26,9 @@ from worker.main import start as start_worker
 DEMO_DB = "refund_desk_demo"
 FEED_CHANNEL = "C0REFUNDFEED"
 APPROVALS = "C0APPROVALS"
-AGENT, MANAGER = "U0SUPPORT1", "U0MANAGER1"
+DISPUTES = "C0DISPUTES"
+ALERTS_CHANNEL = "C0ALERTS"
+AGENT, MANAGER, ONCALL = "U0SUPPORT1", "U0MANAGER1", "U0ONCALL1"
 WEBHOOK_SECRET = "whsec_demo"
 SIGNING_SECRET = "demo-signing-secret"
 STRIPE_KEY = "sk_test_demo"
@@ -91,6 +94,7 @@ def run(*, keep: bool = False) -> int:
             stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=(WEBHOOK_SECRET,),
             stripe_api_base=stripe_api.url, approvals_channel=APPROVALS, approvers=frozenset({MANAGER}),
             refunds_feed_channel=FEED_CHANNEL, slack_channel_pace_seconds=0.2,
+            disputes_channel=DISPUTES, alerts_channel=ALERTS_CHANNEL, oncall_group="S0ONCALL",
         )
         from app import build_deps, create_app
 
@@ -115,6 +119,7 @@ def run(*, keep: bool = False) -> int:
             try:
                 _webhooks(player, stripe_api, slack, app_url, seeded)
                 _approvals(player, stripe_api, slack, seeded)
+                _oncall(player, stripe_api, slack, deps, seeded)
             finally:
                 stop.set()
                 for thread in workers:
@@ -215,6 +220,72 @@ def _approvals(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, s
     dms = _wait_for(slack, AGENT, lambda ms: any("rejected" in m["text"] for m in ms))
     print(f"  ← DM to <@{AGENT}>:")
     print(message(dms[-1]))
+
+
+def _oncall(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, deps, seeded: dict[str, str]) -> None:
+    """A dispute from alert to loss; a payment-failure spike raised and cleared."""
+    from datetime import timedelta
+
+    from domain.clock import utcnow
+    from services import oncall
+
+    eur = stripe_api.add_payment(4516, "eur", email="pierre@example.fr", description="Concert tickets")
+    print("\n▶ A customer disputes a €45.16 payment (Stripe sends charge.dispute.created and funds_withdrawn)")
+    dispute = stripe_api.add_dispute(eur["charge"]["id"], reason="fraudulent", due_in_days=7)
+    stripe_api.flush_webhooks()
+    messages = _wait_for(slack, DISPUTES, lambda ms: any("Dispute" in m["text"] for m in ms))
+    alert = messages[0]
+    print(f"  ← #{DISPUTES}:")
+    print(message(alert))
+
+    print("\n▶ The on-call engineer clicks “Assign to me”")
+    resp, key = player.sender.click(ids.ASSIGN_DISPUTE, dispute["id"], user=ONCALL, channel=DISPUTES)
+    slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=15)
+    print(f"  ← only <@{ONCALL}> sees: {slack.responses(key)[-1]['text']}")
+
+    due = datetime.fromtimestamp(dispute["evidence_details"]["due_by"], UTC)
+    moment = due - timedelta(hours=71)
+    print(f"\n▶ Time moves forward to {moment:%Y-%m-%d %H:%M} UTC, 71 h before the evidence deadline")
+    oncall.send_reminders(deps.pool, deps.settings, moment)
+    _wait_for(slack, DISPUTES, lambda ms: any(m["text"].startswith("⏰") for m in ms))
+
+    print("\n▶ The dispute is lost (charge.dispute.closed)")
+    stripe_api.update_dispute(dispute["id"], status="lost")
+    stripe_api.flush_webhooks()
+    _wait_for(slack, DISPUTES, lambda ms: any(m["text"].startswith("Closed:") for m in ms))
+    print("  ← the alert now reads:")
+    print(message(next(m for m in slack.messages[DISPUTES] if m["ts"] == alert["ts"])))
+    print("  ← and its thread:")
+    for reply in [m for m in slack.messages[DISPUTES] if m.get("thread_ts") == alert["ts"] and m["ts"] != alert["ts"]]:
+        print(message(reply))
+
+    print("\n▶ A spike of declines: 30 of 110 payments fail within a minute")
+    for i in range(110):
+        stripe_api.add_payment(1000 + i, "usd", status="failed" if i % 11 < 3 else "succeeded", email=None)
+    stripe_api.flush_webhooks()
+    _wait_until_applied(deps)
+    oncall.check_incidents(deps.pool, deps.settings, utcnow())
+    alerts = _wait_for(slack, ALERTS_CHANNEL, lambda ms: bool(ms))
+    print(f"  ← #{ALERTS_CHANNEL}:")
+    print(message(alerts[0]))
+    later = utcnow() + deps.settings.failure_rate_window
+    print("\n▶ Time moves forward: the window empties, then stays healthy for a full window")
+    oncall.check_incidents(deps.pool, deps.settings, later + timedelta(minutes=1))
+    oncall.check_incidents(deps.pool, deps.settings, later + deps.settings.failure_rate_window + timedelta(minutes=2))
+    replies = _wait_for(slack, ALERTS_CHANNEL, lambda ms: any(m["text"].startswith("✅ Recovered") for m in ms))
+    print(message(next(m for m in replies if m["text"].startswith("✅ Recovered"))))
+    print("  (one alert for the incident, one recovery message; nothing in between)")
+
+
+def _wait_until_applied(deps) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(deps.settings.database_url) as conn:
+            left = conn.execute("SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'failed')").fetchone()
+        if left[0] == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the worker did not apply the events in time")
 
 
 def _wait_for_refund(stripe_api: StripeStandIn, request_id: str) -> dict:

@@ -186,12 +186,15 @@ def check_incidents(pool: ConnectionPool, settings: Settings, now: datetime) -> 
     minutes = int(settings.failure_rate_window.total_seconds() // 60)
     checks = (
         ("payment_failures", settings.failure_rate_threshold, store.payment_window,
-         lambda w, title: ab.failure_rate_text(w, minutes, title=title)),
+         lambda w, title: ab.failure_rate_text(w, minutes, title=title), "payment failures"),
         ("webhook_failures", settings.webhook_failure_threshold, store.webhook_window,
-         lambda w, title: ab.webhook_rate_text(w, minutes, title=title)),
+         lambda w, title: ab.webhook_rate_text(w, minutes, title=title), "webhook processing failures"),
     )
-    for kind, rate, measure, describe in checks:
-        action = _check_rate(pool, settings, kind, _limits(settings, rate), measure, describe, now)
+    for kind, rate, measure, describe, what in checks:
+        def recovered(w: Window, rate: float = rate, what: str = what) -> str:
+            return ab.recovery_text(w, rate, minutes, what=what)
+
+        action = _check_rate(pool, settings, kind, _limits(settings, rate), measure, describe, recovered, now)
         if action != "none":
             said.append(f"{kind}:{action}")
     if _close_key_incident(pool, settings, now):
@@ -199,7 +202,8 @@ def check_incidents(pool: ConnectionPool, settings: Settings, now: datetime) -> 
     return said
 
 
-def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, describe, now: datetime) -> str:
+def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, describe, recovered,
+                now: datetime) -> str:
     channel = _channel(settings, "alerts", None)
     with db.transaction(pool) as conn:
         store.serialize(conn, kind)
@@ -225,7 +229,7 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
             store.close(conn, current.id, now, step.healthy_since)
             if channel:
                 key = f"incident:{current.id}"
-                text = describe(window, "✅ Recovered:")
+                text = recovered(window)
                 outbox.enqueue(conn, channel=channel, parent_key=key, payload={"text": text, "reply_broadcast": True})
                 was = current.details.get("text", "")
                 outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key,

@@ -21,5 +21,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
                      "then through response_url", "was found in Stripe", "refunds feed", "pending → ✅ succeeded",
                      '"duplicate":true', "Refundable now*: ¥4,000", "is waiting for an approver",
                      "Only approvers can approve", "✅ Refunded · approved by @U0MANAGER1", "refunded ✅",
-                     "“Outside the 14-day window”"):
+                     "“Outside the 14-day window”", "Dispute €45.16", "You own `dp_", "this is the 72h reminder",
+                     "Closed: 🚨 needs response → 💸 lost", "of payments failed over the last 15 min",
+                     "✅ Recovered: payment failures"):
         assert expected in out, expected
