@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from domain.errors import DatabaseUnavailable
+from domain.redact import without_card_data
 from services import metrics
 from services.deps import Deps
 from store import db, events
@@ -91,7 +92,7 @@ def register(app: Flask, deps: Deps) -> None:
             return jsonify(error="Bad Request", reason=str(exc)), 400
         try:
             with db.connection(deps.pool) as conn:
-                stored = events.record(conn, event, payload.decode("utf-8"))
+                stored = events.record(conn, event, without_card_data(event, payload.decode("utf-8")))
         except DatabaseUnavailable:
             metrics.WEBHOOKS.labels("unavailable", event["type"]).inc()
             log.warning("database unavailable: answering 503 to %s so Stripe retries", event["id"])

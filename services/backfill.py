@@ -8,6 +8,7 @@ from datetime import datetime
 import stripe
 from psycopg_pool import ConnectionPool
 
+from domain.redact import without_card_data
 from services.stripe_gateway import translated
 from store import db, events
 
@@ -21,7 +22,7 @@ def backfill(pool: ConnectionPool, client: stripe.StripeClient, since: datetime,
         for event in page.auto_paging_iter():
             data = event.to_dict()
             with db.connection(pool) as conn:
-                if events.record(conn, data, json.dumps(data), source="backfill"):
+                if events.record(conn, data, without_card_data(data, json.dumps(data)), source="backfill"):
                     stored += 1
                 else:
                     skipped += 1
