@@ -53,7 +53,8 @@ def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
     return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """Escape Slack mrkdwn control characters in text we did not write."""
     # Slack mrkdwn control characters; other text (emails, descriptions) goes through as is.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -101,16 +102,16 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[kit.Block]:
         f"*Captured*\n{format_amount(p.amount_captured, cur)}",
         f"*Refunded*\n{format_amount(refunded(view), cur)}",
         f"*Refundable now*\n{format_amount(refundable(view), cur)}",
-        f"*Customer*\n{_escape(p.customer_email) if p.customer_email else '—'}",
+        f"*Customer*\n{escape(p.customer_email) if p.customer_email else '—'}",
     ]
     if p.card_last4:
         fields.append(f"*Card*\n{BRANDS.get(p.card_brand or '', (p.card_brand or 'Card').title())} •••• {p.card_last4}")
     fields.append(f"*Created*\n{slack_date(p.stripe_created)}")
     if p.failure_code or p.failure_message:
-        fields.append(f"*Last failure*\n{_escape(p.failure_message or p.failure_code or '')[:200]}")
+        fields.append(f"*Last failure*\n{escape(p.failure_message or p.failure_code or '')[:200]}")
     blocks.append(kit.section(fields=fields))
     if p.description:
-        blocks.append(kit.section(f"_{_escape(p.description)[:500]}_"))
+        blocks.append(kit.section(f"_{escape(p.description)[:500]}_"))
     if view.refunds:
         blocks += [kit.divider(), kit.section(_listing("Refunds", [_refund_line(r, view.focus) for r in view.refunds]))]
     if view.disputes:
@@ -169,7 +170,7 @@ def refund_feed_message(refund: Refund, view: PaymentView | None) -> dict:
     payment = view.payment if view else None
     amount = format_amount(refund.amount, refund.currency)
     payment_id = refund.payment_intent_id or refund.charge_id or "?"
-    who = f" · {_escape(payment.customer_email)}" if payment and payment.customer_email else ""
+    who = f" · {escape(payment.customer_email)}" if payment and payment.customer_email else ""
     lines = [f"*Refund {amount}* on `{payment_id}`{who}", f"Status: {_status(refund.status)}"]
     if refund.reason:
         lines.append(f"Reason: {refund.reason.replace('_', ' ')}")

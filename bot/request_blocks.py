@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot import ids
-from bot.blocks import slack_date, to_dicts
+from bot.blocks import escape, slack_date, to_dicts
 from domain.links import dashboard_url
 from domain.models import PaymentView, RefundRequest, refundable
 from domain.money import display_exponent, format_amount, to_major
@@ -68,7 +68,7 @@ def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: 
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
     ]
     if req.note:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"> {_escape(req.note)[:1500]}")))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"> {escape(req.note)[:1500]}")))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_status_text(req))]))
     if req.status == "pending":
         who = p.customer_email if p and p.customer_email else req.payment_id
@@ -83,10 +83,6 @@ def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: 
             "blocks": to_dicts(blocks)}
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _status_text(req: RefundRequest) -> str:
     line = STATUS_LINE.get(req.status, req.status)
     if req.status == "pending" and req.approvals_needed == 2:
@@ -99,11 +95,11 @@ def _status_text(req: RefundRequest) -> str:
         else:
             line += f" · {verb} by <@{req.decided_by}> {slack_date(req.decided_at)}"
     if req.reject_reason:
-        line += f" · “{_escape(req.reject_reason)[:300]}”"
+        line += f" · “{escape(req.reject_reason)[:300]}”"
     if req.stripe_refund_id:
         line += f" · `{req.stripe_refund_id}`"
     if req.failure_message:
-        line += f" · {_escape(req.failure_message)[:300]}"
+        line += f" · {escape(req.failure_message)[:300]}"
     if req.status == "pending":
         line += f" · expires {slack_date(req.expires_at)}"
     return line
