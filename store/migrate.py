@@ -50,8 +50,8 @@ def pending(conn: psycopg.Connection) -> list[str]:
     return [m.version for m in available() if m.version not in done]
 
 
-def migrate(conninfo: str) -> list[str]:
-    """Apply what is missing, each file in its own transaction; return the versions applied."""
+def migrate(conninfo: str, *, upto: str | None = None) -> list[str]:
+    """Apply what is missing (up to and including `upto`), each file in its own transaction."""
     done_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         # Several processes may start at once (release phase, workers); one migrates.
@@ -60,6 +60,8 @@ def migrate(conninfo: str) -> list[str]:
             conn.execute(_CREATE_LEDGER)
             done = applied(conn)
             for migration in available():
+                if upto is not None and migration.version > upto:
+                    break
                 if migration.version in done:
                     continue
                 with conn.transaction():

@@ -18,16 +18,21 @@ def test_migrations_are_applied_once(db_url: str) -> None:
         assert migrate.applied(conn) == {m.version for m in migrate.available()}
 
 
-def test_a_fresh_database_migrates_to_the_same_schema(pg_server_url: str, db_url: str) -> None:
+def test_upgrading_step_by_step_with_data_gives_the_fresh_install_schema(pg_server_url: str, db_url: str) -> None:
     from conftest import with_database
 
     name = "fresh_" + db_url.rsplit("/", 1)[1].split("?")[0]
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        fresh = with_database(pg_server_url, name)
-        assert migrate.migrate(fresh) == [m.version for m in migrate.available()]
-        assert _schema(fresh) == _schema(db_url)
+        old = with_database(pg_server_url, name)
+        versions = [m.version for m in migrate.available()]
+        assert migrate.migrate(old, upto=versions[0]) == versions[:1]
+        with psycopg.connect(old) as conn:  # a database in use, as a deployed one would be
+            conn.execute(PAYMENT, ("pi_1", "pi_1", "ch_1", 1000, 1000, 0, "usd", "succeeded"))
+            assert migrate.pending(conn) == versions[1:]
+        assert migrate.migrate(old) == versions[1:]
+        assert _schema(old) == _schema(db_url)
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
