@@ -32,7 +32,8 @@ def open_pool(conninfo: str, *, max_size: int = 8, min_size: int = 1, name: str 
         max_size=max_size,
         name=name,
         open=False,
-        timeout=5.0,
+        # Slack wants an answer within 3 s: a request never waits longer than this for a connection.
+        timeout=2.0,
         # A restarted server leaves dead connections in the pool; this check finds them on checkout
         # without a round trip, so the first request after a restart succeeds.
         check=_alive,

@@ -137,3 +137,13 @@ def test_metrics_show_webhooks_and_queues(web: LiveServer) -> None:
     assert 'refund_desk_stripe_events_backlog{status="pending"} 1.0' in text
     assert "refund_desk_slack_outbox_queued 0.0" in text
     assert "refund_desk_database_up 1.0" in text
+
+
+def test_database_down_gives_slack_a_friendly_answer_not_a_trace(make_server_for, settings, slack, tmp_path) -> None:
+    from bot import SORRY
+
+    gone = replace_settings(settings, database_url=f"postgresql://postgres@/nowhere?host={tmp_path}")
+    web = make_server_for(gone, slack)
+    resp, _ = web.slash("pending")
+    assert resp.status_code == 200
+    assert resp.json() == {"response_type": "ephemeral", "text": SORRY}
