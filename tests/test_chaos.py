@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import requests
 from conftest import STRIPE_KEY, WEBHOOK_SECRET, replace_settings
-from support import ROOT
+from support import ROOT, running_workers, wait_until
 
 from app import build_deps
 from domain.clock import utcnow
@@ -28,7 +28,6 @@ from standins.signing import stripe_signature
 from standins.stripe_api import StripeStandIn
 from store import db, embedded, events, migrate
 from store import payments as store
-from worker import main as worker
 
 EVENTS = int(os.environ.get("CHAOS_EVENTS", "5000"))
 SENDERS = 8
@@ -181,48 +180,38 @@ def test_chaos(settings, stripe_api: StripeStandIn, db_url: str, tmp_path: Path)
     chaos = replace_settings(settings, database_url=url, refunds_feed_channel=None)
     port = _free_port()
     web = _gunicorn(url, port, tmp_path / "gunicorn.log")
-    stop = threading.Event()
-    worker_deps = [build_deps(chaos), build_deps(chaos)]
-    worker_threads = [t for d in worker_deps for t in worker.start(d, stop, idle=0.05)]
+    with running_workers(chaos, count=2):
+        bodies = [json.dumps(e).encode() for e in true_order]
+        bodies += rng.sample(bodies, int(len(bodies) * DUPLICATES))
+        rng.shuffle(bodies)
 
-    bodies = [json.dumps(e).encode() for e in true_order]
-    bodies += rng.sample(bodies, int(len(bodies) * DUPLICATES))
-    rng.shuffle(bodies)
+        restarts_done = threading.Event()
 
-    restarts_done = threading.Event()
+        def restart_twice() -> None:
+            nonlocal server
+            for pause in (1.5, 2.0):
+                time.sleep(pause)
+                server.cleanup()  # stop
+                time.sleep(0.8)
+                server = embedded.server_for(tmp_path / "pg")
+            restarts_done.set()
 
-    def restart_twice() -> None:
-        nonlocal server
-        for pause in (1.5, 2.0):
-            time.sleep(pause)
-            server.cleanup()  # stop
-            time.sleep(0.8)
-            server = embedded.server_for(tmp_path / "pg")
-        restarts_done.set()
+        restarter = threading.Thread(target=restart_twice)
+        restarter.start()
+        try:
+            outcomes = _send_all(f"http://127.0.0.1:{port}/webhooks/stripe", bodies, SENDERS)
+            restarter.join()
+            assert restarts_done.is_set()
 
-    restarter = threading.Thread(target=restart_twice)
-    restarter.start()
-    try:
-        outcomes = _send_all(f"http://127.0.0.1:{port}/webhooks/stripe", bodies, SENDERS)
-        restarter.join()
-        assert restarts_done.is_set()
-        deadline = time.monotonic() + 90
-        while True:
-            with psycopg.connect(url) as conn:
-                left = conn.execute("SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'failed')"
-                                    ).fetchone()[0]
-            if left == 0:
-                break
-            assert time.monotonic() < deadline, f"{left} events still unprocessed"
-            time.sleep(0.25)
-    finally:
-        stop.set()
-        for t in worker_threads:
-            t.join(10)
-        for d in worker_deps:
-            d.pool.close()
-        web.terminate()
-        web.wait(15)
+            def applied() -> bool:
+                with psycopg.connect(url) as conn:
+                    return conn.execute("SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'failed')"
+                                        ).fetchone()[0] == 0
+
+            wait_until(applied, timeout=90, what="applying every event", every=0.25)
+        finally:
+            web.terminate()
+            web.wait(15)
 
     with psycopg.connect(url) as conn:
         stored = dict(conn.execute("SELECT status, count(*) FROM stripe_events GROUP BY status").fetchall())

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 
 import pytest
 from conftest import replace_settings
+from support import running_workers, wait_until
 
 from app import build_deps
 from standins.slack_api import SlackStandIn
 from store import db, outbox
-from worker import main as worker
 
 CHANNELS = ["C0FEED1", "C0FEED2", "C0FEED3"]
 
@@ -35,20 +33,8 @@ def _queue(pool, threads_per_channel: int = 2, replies: int = 4) -> list[str]:
 
 
 def _run_two_workers(settings, until, timeout: float = 60.0) -> None:
-    stop = threading.Event()
-    deps_list = [build_deps(settings), build_deps(settings)]
-    threads = [t for deps in deps_list for t in worker.start(deps, stop, idle=0.05)]
-    try:
-        deadline = time.monotonic() + timeout
-        while not until():
-            assert time.monotonic() < deadline, "the queue did not drain"
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        for deps in deps_list:
-            deps.pool.close()
+    with running_workers(settings, count=2):
+        wait_until(until, timeout=timeout, what="draining the queue")
 
 
 @pytest.fixture
