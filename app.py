@@ -47,16 +47,18 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
     settings = settings or (deps.settings if deps else load_settings(require="web"))
     configure_logging(settings)
     deps = deps or build_deps(settings)
-    bolt_app = bot.build_app(deps)
-    slack_handler = SlackRequestHandler(bolt_app)
 
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     flask_app.extensions["refund_desk"] = deps
 
-    @flask_app.post("/slack/events")
-    def slack_events():
-        return slack_handler.handle(request)
+    # In Socket Mode Slack talks over the socket; an HTTP route here would take unsigned requests.
+    if not settings.socket_mode:
+        slack_handler = SlackRequestHandler(bot.build_app(deps))
+
+        @flask_app.post("/slack/events")
+        def slack_events():
+            return slack_handler.handle(request)
 
     webhook.register(flask_app, deps)
 

@@ -92,7 +92,7 @@ def _socket_mode(settings: Settings) -> None:
 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"Socket Mode; HTTP for webhooks and health on port {settings.port}")
-    SocketModeHandler(bot.build_app(deps), settings.slack_app_token).start()
+    SocketModeHandler(bot.build_app(deps, socket_mode=True), settings.slack_app_token).start()
 
 
 @main.command()

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 SORRY = "Something went wrong on our side; nothing was changed. The on-call engineer can find the details in the logs."
 
 
-def build_app(deps: Deps) -> App:
-    """The Bolt app with every listener registered."""
+def build_app(deps: Deps, *, socket_mode: bool = False) -> App:
+    """The Bolt app with every listener registered (HTTP requests are always signature-checked)."""
     from bot import actions, commands, views
 
     settings = deps.settings
@@ -37,12 +37,13 @@ def build_app(deps: Deps) -> App:
 
     app = App(
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
+        # Only the Socket Mode app skips the check: its requests come over Slack's own socket.
         client=client,
         authorize=authorize,
         # Listeners answer inside the request (store hits); slow work goes to lazy listeners.
         # This is also what Socket Mode and FaaS need, and it avoids Bolt's ack polling loop.
         process_before_response=True,
-        request_verification_enabled=not settings.socket_mode,
+        request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
     )
 

@@ -169,10 +169,14 @@ def payment_from_payment_intent(
     )
 
 
+def refund_request_key(obj: Json) -> str | None:
+    """The idempotency key of the refund desk request that made this refund, from its metadata."""
+    value = (_obj(obj.get("metadata")) or {}).get("refund_desk_request")
+    return value if isinstance(value, str) and value else None
+
+
 def refund_from_stripe(obj: Json, *, account: str | None, observed_at: datetime) -> Refund:
-    """A refund record from a Stripe refund object."""
-    metadata = _obj(obj.get("metadata")) or {}
-    request_id = metadata.get("refund_request_id")
+    """A refund record from a Stripe refund object (linked to a request only by the caller, who checks it)."""
     return Refund(
         id=obj["id"],
         charge_id=ref_id(obj.get("charge")),
@@ -183,7 +187,7 @@ def refund_from_stripe(obj: Json, *, account: str | None, observed_at: datetime)
         status=obj.get("status") or "pending",
         reason=obj.get("reason"),
         failure_reason=obj.get("failure_reason"),
-        request_id=int(request_id) if isinstance(request_id, str) and request_id.isdigit() else None,
+        request_id=None,
         stripe_created=ts(obj.get("created")) or observed_at,
         observed_at=observed_at,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -14,8 +15,6 @@ from services import refund_requests
 from store import outbox, requests
 from store import payments as store
 
-REQUEST_OF_REFUND = "SELECT id FROM refund_requests WHERE id = %(request_id)s OR stripe_refund_id = %(refund_id)s"
-
 
 def feed_key(refund_id: str) -> str:
     """The outbox key of a refund's feed message (replies and updates hang off it)."""
@@ -25,27 +24,22 @@ def feed_key(refund_id: str) -> str:
 def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContext) -> None:
     """Merge a refund snapshot; audit it, and tell the feed when it was made outside the bot."""
     refund = sm.refund_from_stripe(obj, account=ctx.account, observed_at=ctx.observed_at)
+    req = requests.made(conn, refund, sm.refund_request_key(obj))
+    if req is not None:
+        refund = replace(refund, request_id=req.id)
     saved = store.save_refund(conn, refund)
     if not saved.changed:
         return
     after, before = saved.after, saved.before
     audit_sync(conn, ctx, saved, "refund.synced", after.id, after.charge_id, after.payment_intent_id,
                amount=after.amount, failure_reason=after.failure_reason)
-    request_id = _request_of(conn, after)
-    if request_id is not None:
+    if req is not None:
         # Made by the bot: the request's own thread follows it, not the feed.
-        req = requests.get(conn, request_id)
-        if req is not None:
-            refund_requests.follow(conn, ctx.settings, req, after, now=ctx.now, surface="webhook")
+        refund_requests.follow(conn, ctx.settings, req, after, now=ctx.now, surface="webhook")
         return
     channel = ctx.settings.refunds_feed_channel
     if channel:
         _announce(conn, channel, before, after, ctx)
-
-
-def _request_of(conn: psycopg.Connection, refund: Refund) -> int | None:
-    row = conn.execute(REQUEST_OF_REFUND, {"request_id": refund.request_id, "refund_id": refund.id}).fetchone()
-    return row[0] if row else None
 
 
 def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:

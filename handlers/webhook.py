@@ -38,7 +38,10 @@ def verify(payload: bytes, header: str | None, secrets: tuple[str, ...], toleran
         raise BadEvent("missing Stripe-Signature header")
     if not secrets:
         raise BadEvent("no webhook secret is configured")
-    text = payload.decode("utf-8")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadEvent("body is not UTF-8 text") from exc
     problems: list[str] = []
     for secret in secrets:
         try:

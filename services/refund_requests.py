@@ -33,7 +33,10 @@ from store import requests as store
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "refund_request_id"
+# The request's idempotency key names it in the refund's metadata: unique across installations that
+# share a Stripe account, unlike our local request number (kept alongside for people).
+METADATA_KEY = "refund_desk_request"
+METADATA_NUMBER = "refund_request_id"
 # How long an approved or sent-but-unconfirmed request may sit before recovery takes it over.
 RECOVER_AFTER = timedelta(seconds=60)
 # What a Stripe refund's status means for the request that made it.
@@ -217,7 +220,8 @@ def _send(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest:
     try:
         refund = ctx.stripe.create_refund(
             payment_intent=payment_intent, charge=None if payment_intent else (req.charge_id or req.payment_id),
-            amount=req.amount, reason=req.reason, metadata={METADATA_KEY: str(req.id)},
+            amount=req.amount, reason=req.reason,
+            metadata={METADATA_KEY: req.idempotency_key, METADATA_NUMBER: str(req.id)},
             idempotency_key=req.idempotency_key, account=req.account)
     except (StripeUnavailable, StripeRateLimited) as exc:
         # The outcome is unknown: the request stays sent; recovery asks again with the same key.
@@ -284,16 +288,20 @@ def recover_next(ctx: Context, *, now: datetime) -> RefundRequest | None:
             return None
         if req.status == "approved":
             req = store.mark_sent(conn, req.id, now) or req
+            _audit(conn, req, "refund.requested_from_stripe", "system", "worker", now, recovery=True)
         payment_intent = req.payment_id if req.payment_id.startswith("pi_") else None
         charge = None if payment_intent else (req.charge_id or req.payment_id)
+        # Whatever happens next, this request waits its turn again: one that cannot be looked up
+        # must not hold back the others.
+        store.touch_sent(conn, req.id, now)
         try:
             # First ask whether an earlier attempt got through (its answer may have been lost).
             found = ctx.stripe.find_refund(payment_intent=payment_intent, charge=charge, metadata_key=METADATA_KEY,
-                                           value=str(req.id), account=req.account)
-        except (StripeUnavailable, StripeRateLimited):
-            store.touch_sent(conn, req.id, now)
+                                           value=req.idempotency_key, account=req.account)
+        except DeskError as exc:
+            log.error("recovery of request %s could not ask Stripe: %s", req.id, exc.message)
+            _audit(conn, req, "refund.recovery_failed", "system", "worker", now, error=exc.message)
             return req
-        store.touch_sent(conn, req.id, now)
     if found is not None:
         log.info("recovered refund %s of request %s", found.get("id"), req.id)
         return record_refund(ctx, req.id, found, now=now)

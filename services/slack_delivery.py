@@ -16,13 +16,15 @@ from psycopg_pool import ConnectionPool
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from domain.retry import backoff, gives_up, slack_error_is_permanent
+from domain.retry import backoff, slack_error_is_permanent
 from services.metrics import SLACK_DELIVERIES
 from store import db, outbox
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20  # 5xx and timeouts: with the cap below, about two hours of trying
+# Outages, timeouts and configuration problems (a revoked token, the bot not yet invited) are
+# retried without end, every 10 minutes at most: the message goes out once Slack or the
+# configuration is back. Only a message Slack can never accept as it is gets dead-lettered.
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 600.0
 
@@ -79,14 +81,16 @@ def _failed(conn, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime) ->
     else:
         log.error("Slack refused message %s for %s: %s; dead-lettered", msg.id, msg.channel, error)
         outbox.dead(conn, msg, error=error or f"HTTP {status}")
+        if msg.message_key:
+            # Its replies and updates can never find it: give them up too, or they would hold
+            # the channel's queue behind them for ever.
+            orphans = outbox.dead_children(conn, msg.message_key, error=f"parent message dead-lettered: {error}")
+            if orphans:
+                log.error("dead-lettered %d replies and updates of message %s", orphans, msg.id)
 
 
 def _retry_later(conn, msg: outbox.Outgoing, error: str, *, now: datetime) -> None:
     attempts = msg.attempts + 1
-    if gives_up(attempts, MAX_ATTEMPTS):
-        log.error("giving up on Slack message %s for %s after %d attempts: %s", msg.id, msg.channel, attempts, error)
-        outbox.dead(conn, msg, error=error)
-        return
     delay = backoff(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, jitter=random.random())  # noqa: S311
     log.warning("Slack delivery of %s failed (%s); retry in %.0f s", msg.id, error, delay.total_seconds())
     outbox.retry(conn, msg, at=now + delay, error=error)

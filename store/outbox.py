@@ -46,6 +46,10 @@ UPDATE slack_outbox SET attempts = attempts + %(counted)s, next_attempt_at = %(a
 WHERE id = %(id)s
 """
 DEAD = "UPDATE slack_outbox SET status = 'dead', attempts = attempts + 1, last_error = %(error)s WHERE id = %(id)s"
+DEAD_CHILDREN = """
+UPDATE slack_outbox SET status = 'dead', last_error = %(error)s
+WHERE parent_key = %(key)s AND status = 'queued'
+"""
 PACE = """
 INSERT INTO slack_pace (channel, next_at) VALUES (%(channel)s, %(at)s)
 ON CONFLICT (channel) DO UPDATE SET next_at = greatest(slack_pace.next_at, EXCLUDED.next_at)
@@ -102,6 +106,11 @@ def retry(conn: psycopg.Connection, msg: Outgoing, *, at: datetime, error: str, 
 def dead(conn: psycopg.Connection, msg: Outgoing, *, error: str) -> None:
     """Give up on a message Slack will never accept; it stays visible."""
     conn.execute(DEAD, {"id": msg.id, "error": error[:500]})
+
+
+def dead_children(conn: psycopg.Connection, key: str, *, error: str) -> int:
+    """Give up on the queued replies and updates of a message that was dead-lettered."""
+    return conn.execute(DEAD_CHILDREN, {"key": key, "error": error[:500]}).rowcount
 
 
 def pace(conn: psycopg.Connection, channel: str, at: datetime) -> None:

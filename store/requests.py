@@ -13,7 +13,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from domain.models import RefundRequest
+from domain.models import Refund, RefundRequest
 
 COLUMNS = ", ".join(f.name for f in fields(RefundRequest))
 
@@ -104,6 +104,13 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
 
+MADE = f"""
+SELECT {COLUMNS} FROM refund_requests
+WHERE idempotency_key = %(key)s OR stripe_refund_id = %(refund_id)s
+ORDER BY stripe_refund_id = %(refund_id)s DESC NULLS LAST
+LIMIT 1
+"""
+
 STATS = """
 SELECT status, currency, count(*), sum(amount) FROM refund_requests
 WHERE created_at >= %(since)s GROUP BY status, currency ORDER BY status, currency
@@ -172,6 +179,17 @@ def follow_refund(conn: psycopg.Connection, request_id: int, refund_id: str, sta
     """Move a request along with its Stripe refund; None when nothing changes."""
     return _one(conn, FOLLOW_REFUND, {"id": request_id, "refund_id": refund_id, "status": status,
                                       "message": message, "now": now})
+
+
+def made(conn: psycopg.Connection, refund: Refund, key: str | None) -> RefundRequest | None:
+    """The request that made this refund: named by the key in its metadata (or already linked),
+    and for the same payment and amount; anything else is not ours, whatever its metadata says."""
+    req = _one(conn, MADE, {"key": key, "refund_id": refund.id})
+    if req is None:
+        return None
+    same_payment = req.payment_id in (refund.payment_intent_id, refund.charge_id) or (
+        req.charge_id is not None and req.charge_id == refund.charge_id)
+    return req if same_payment and req.amount == refund.amount else None
 
 
 def expire(conn: psycopg.Connection, now: datetime) -> list[RefundRequest]:

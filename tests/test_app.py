@@ -147,3 +147,10 @@ def test_database_down_gives_slack_a_friendly_answer_not_a_trace(make_server_for
     resp, _ = web.slash("pending")
     assert resp.status_code == 200
     assert resp.json() == {"response_type": "ephemeral", "text": SORRY}
+
+
+def test_in_socket_mode_there_is_no_http_route_for_slack(make_server_for, settings, slack) -> None:
+    web = make_server_for(replace_settings(settings, slack_app_token="xapp-1-socket"), slack)
+    unsigned = web.http.post(f"{web.url}/slack/events", data=b"command=%2Frefunds&text=help", timeout=5)
+    assert unsigned.status_code == 404
+    assert web.http.get(f"{web.url}/healthz").status_code == 200

@@ -61,16 +61,36 @@ def test_a_late_older_event_changes_nothing_and_posts_nothing(web: LiveServer) -
 
 def test_refunds_made_by_the_bot_are_not_in_the_feed(web: LiveServer, conn) -> None:
     ours = _event(FAILED, "evt_ours", 1_700_000_000, status="pending", failure_reason=None,
-                  metadata={"refund_request_id": "42"})
+                  metadata={"refund_desk_request": "refund-request-k42", "refund_request_id": "42"})
     conn.execute(
         "INSERT INTO refund_requests (id, payment_id, amount, currency, requested_by, requested_via, idempotency_key,"
-        " expires_at) OVERRIDING SYSTEM VALUE VALUES (42, %s, 100, 'inr', 'U1', 'slash_command', 'k42', now())",
+        " expires_at, status, decided_by) OVERRIDING SYSTEM VALUE"
+        " VALUES (42, %s, 30000000, 'inr', 'U1', 'slash_command', 'refund-request-k42', now(), 'sent', 'U2')",
         (FAILED["data"]["object"]["payment_intent"],))
     conn.commit()
     web.webhook(ours)
     web.drain()
-    assert web.deliver() == 0 and _feed(web) == []
+    assert _feed(web) == []
     assert conn.execute("SELECT request_id FROM refunds").fetchone() == (42,)
+    assert conn.execute("SELECT stripe_refund_id FROM refund_requests").fetchone() == (FAILED["data"]["object"]["id"],)
+
+
+def test_metadata_naming_a_request_that_is_not_ours_links_nothing(web: LiveServer, conn) -> None:
+    # Another installation on the same Stripe account, or a request number that means something else here.
+    conn.execute(
+        "INSERT INTO refund_requests (id, payment_id, amount, currency, requested_by, requested_via, idempotency_key,"
+        " expires_at) OVERRIDING SYSTEM VALUE VALUES (7, 'pi_somethingelse', 500, 'usd', 'U1', 'slash_command',"
+        " 'refund-request-ours', now())")
+    conn.commit()
+    for metadata in ({"refund_request_id": "7"}, {"refund_desk_request": "refund-request-ours"},
+                     {"refund_desk_request": "refund-request-theirs", "refund_request_id": "999"}):
+        event = _event(FAILED, f"evt_{len(str(metadata))}", 1_700_000_000, metadata=metadata,
+                       id=f"re_{len(str(metadata))}x")
+        assert web.webhook(event).status_code == 200
+    assert web.drain() == 3
+    assert conn.execute("SELECT count(*), count(request_id) FROM refunds").fetchone() == (3, 0)
+    assert conn.execute("SELECT status, stripe_refund_id FROM refund_requests").fetchone() == ("pending", None)
+    assert conn.execute("SELECT count(*) FROM stripe_events WHERE status = 'processed'").fetchone() == (3,)
 
 
 def test_connected_account_events_keep_their_account(web: LiveServer, conn) -> None:

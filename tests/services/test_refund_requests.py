@@ -77,7 +77,8 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     _, key = desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
     desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
     [created] = _refunds_created(stripe_api)
-    assert created["params"]["metadata"] == {"refund_request_id": str(request_id)}
+    key = created["headers"]["idempotency-key"]
+    assert created["params"]["metadata"] == {"refund_desk_request": key, "refund_request_id": str(request_id)}
     assert created["params"]["amount"] == "2500" and created["params"]["reason"] == "duplicate"
     assert created["headers"]["idempotency-key"].startswith("refund-request-")
     req = _request(desk, conn, request_id)
@@ -212,7 +213,8 @@ def test_crash_after_stripe_accepted_is_recovered_into_one_linked_refund(desk: L
         req = store.mark_sent(c, request_id, utcnow())
     # The process dies right after Stripe accepted: Stripe has the refund, we have no record of it.
     ctx.stripe.create_refund(payment_intent=pi, charge=None, amount=req.amount, reason=req.reason,
-                             metadata={"refund_request_id": str(request_id)}, idempotency_key=req.idempotency_key,
+                             metadata={"refund_desk_request": req.idempotency_key,
+                                       "refund_request_id": str(request_id)}, idempotency_key=req.idempotency_key,
                              account=None)
     assert refund_requests.recover_next(ctx, now=utcnow()) is None  # not stuck for long enough yet
     later = utcnow() + timedelta(minutes=2)

@@ -108,3 +108,46 @@ def test_channel_pace_spaces_messages(settings, slack: SlackStandIn) -> None:
     sent = [c.at for c in slack.calls_to("chat.postMessage")]
     gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
     assert len(sent) == 4 and min(gaps) >= 0.25  # the pace held between workers too
+
+
+def test_a_dead_parent_takes_its_replies_with_it_and_the_channel_goes_on(fast, slack: SlackStandIn) -> None:
+    deps = build_deps(fast)
+    with db.transaction(deps.pool) as conn:
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "bad", "blocks": [{"no": "type"}]}, message_key="p")
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "reply"}, parent_key="p")
+        outbox.enqueue(conn, channel="C0FEED1", method="chat.update", payload={"text": "update"}, parent_key="p")
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "unrelated, later"})
+
+    def drained() -> bool:
+        with db.connection(deps.pool) as conn:
+            return outbox.stats(conn)[0] == 0
+
+    _run_two_workers(fast, drained)
+    with db.connection(deps.pool) as conn:
+        dead = conn.execute("SELECT payload->>'text', last_error FROM slack_outbox WHERE status = 'dead' ORDER BY id")
+        rows = dead.fetchall()
+    deps.pool.close()
+    assert [r[0] for r in rows] == ["bad", "reply", "update"]
+    assert rows[1][1] == "parent message dead-lettered: invalid_blocks"
+    assert [m["text"] for m in slack.messages["C0FEED1"]] == ["unrelated, later"]
+
+
+def test_an_outage_longer_than_any_backoff_still_delivers(fast, slack: SlackStandIn) -> None:
+    from datetime import timedelta
+
+    from domain.clock import utcnow
+    from services.slack_delivery import build_client, deliver_next
+
+    deps = build_deps(fast)
+    with db.transaction(deps.pool) as conn:
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "patience"})
+    client = build_client(fast.slack_bot_token, fast.slack_api_url)
+    slack.fail_next("chat.postMessage", 40, kind="server_error")
+    now = utcnow()
+    for _ in range(41):  # 40 failures: hours of outage, each retry when it is due
+        assert deliver_next(deps.pool, client, now=now, pace_seconds=0)
+        now += timedelta(hours=1)
+    with db.connection(deps.pool) as conn:
+        assert conn.execute("SELECT status, attempts FROM slack_outbox").fetchone() == ("sent", 41)
+    deps.pool.close()
+    assert [m["text"] for m in slack.messages["C0FEED1"]] == ["patience"]
