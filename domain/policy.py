@@ -47,16 +47,20 @@ def roles_of(user: str, config: RoleConfig, members: Mapping[str, frozenset[str]
 
 
 def approvals_needed(roles: Roles, amount: int, currency: str, thresholds: Mapping[str, int],
-                     second_thresholds: Mapping[str, int] | None = None) -> int:
+                     second_thresholds: Mapping[str, int] | None = None, *, self_approved_before: int = 0,
+                     requested_before: int = 0) -> int:
     """0: runs at once; 1: one approver other than the requester; 2: two different approvers.
 
-    A currency without a configured threshold always needs an approver: nobody set a limit for it.
+    The thresholds apply to what a payment's refunds add up to, not to each request, so that
+    splitting a refund into small ones changes nothing: `self_approved_before` is what this person
+    already refunded on the payment without a second pair of eyes, `requested_before` what all
+    live requests on it already add up to. A currency without a threshold always needs an approver.
     """
     limit = thresholds.get(currency)
     second = (second_thresholds or {}).get(currency)
-    if second is not None and amount > second:
+    if second is not None and requested_before + amount > second:
         return 2
-    if roles.approver and limit is not None and amount <= limit:
+    if roles.approver and limit is not None and self_approved_before + amount <= limit:
         return 0
     return 1
 

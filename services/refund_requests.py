@@ -123,8 +123,10 @@ def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, 
             if refusal:
                 raise RequestRefused(refusal, field="amount")
             amount = amount or refundable(fresh)
+            self_approved, requested = store.prior(conn, fresh.payment.id, user)
             needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
-                                      settings.second_approval_threshold)
+                                      settings.second_approval_threshold, self_approved_before=self_approved,
+                                      requested_before=requested)
             req = store.create(
                 conn, payment_id=fresh.payment.id, charge_id=fresh.payment.charge_id, account=fresh.payment.account,
                 amount=amount, currency=currency, reason=reason, note=note, requested_by=user, requested_via=via,

@@ -111,6 +111,13 @@ ORDER BY stripe_refund_id = %(refund_id)s DESC NULLS LAST
 LIMIT 1
 """
 
+PRIOR = """
+SELECT coalesce(sum(amount) FILTER (WHERE requested_by = %(user)s AND approvals_needed = 0), 0),
+       coalesce(sum(amount), 0)
+FROM refund_requests
+WHERE payment_id = %(payment_id)s AND status IN ('pending', 'approved', 'sent', 'succeeded')
+"""
+
 STATS = """
 SELECT status, currency, count(*), sum(amount) FROM refund_requests
 WHERE created_at >= %(since)s GROUP BY status, currency ORDER BY status, currency
@@ -179,6 +186,12 @@ def follow_refund(conn: psycopg.Connection, request_id: int, refund_id: str, sta
     """Move a request along with its Stripe refund; None when nothing changes."""
     return _one(conn, FOLLOW_REFUND, {"id": request_id, "refund_id": refund_id, "status": status,
                                       "message": message, "now": now})
+
+
+def prior(conn: psycopg.Connection, payment_id: str, user: str) -> tuple[int, int]:
+    """On a payment: what this user refunded without a second approver, and what all live requests add up to."""
+    row = conn.execute(PRIOR, {"payment_id": payment_id, "user": user}).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def made(conn: psycopg.Connection, refund: Refund, key: str | None) -> RefundRequest | None:

@@ -103,3 +103,18 @@ def test_refusal_to_refund(view: PaymentView, amount: int | None, says: str | No
 def test_refusal_to_decide(user, roles, status, approvals, says) -> None:
     reason = refusal_to_decide(user, roles, "U0AGENT", status, approvals)
     assert (reason is None) if says is None else (says in reason)
+
+
+@pytest.mark.parametrize(
+    ("amount", "self_before", "all_before", "needed"),
+    [
+        (500000, 0, 0, 0),
+        (100000, 400000, 400000, 0),  # adds up to exactly the threshold
+        (100001, 400000, 400000, 1),  # splitting does not dodge it
+        (100, 500000, 500000, 1),
+        (100, 0, 2000000, 2),  # the second threshold counts everyone's requests on the payment
+    ],
+)
+def test_thresholds_apply_to_what_a_payment_adds_up_to(amount, self_before, all_before, needed) -> None:
+    assert approvals_needed(APPROVER, amount, "usd", THRESHOLDS, SECOND, self_approved_before=self_before,
+                            requested_before=all_before) == needed

@@ -379,3 +379,10 @@ def test_only_requesters_may_ask_but_anyone_may_look_up(make_server_for, setting
     assert "not allowed to ask for refunds" in _reply(desk, desk.slash(f"request {pi}", user_id="U0STRANGER"))
     assert "$50.00" in _reply(desk, desk.slash(pi, user_id="U0STRANGER"))
     assert "waiting for an approver" in _reply(desk, desk.slash(f"request {pi}", user_id=AGENT))
+
+
+def test_splitting_a_refund_does_not_dodge_the_threshold(desk: LiveServer, stripe_api, conn) -> None:
+    pi = stripe_api.add_payment(2000000, "usd")["payment_intent"]["id"]  # $20,000
+    said = [_reply(desk, desk.slash(f"request {pi} 2500", user_id=MANAGER)) for _ in range(3)]
+    assert "runs at once" in said[0] and "runs at once" in said[1]  # $5,000 in all: at the threshold
+    assert "waiting for an approver" in said[2], said[2]  # $7,500 would be above it
