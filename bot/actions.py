@@ -11,7 +11,7 @@ from bot import ids, request_blocks
 from domain.clock import utcnow
 from domain.errors import DeskError
 from domain.policy import refusal_to_decide, refusal_to_refund
-from services import oncall, refund_requests
+from services import lookup, oncall, refund_requests
 from services.deps import Deps
 from store import db
 from store import requests as request_store
@@ -46,7 +46,7 @@ def register(app: App, deps: Deps) -> None:
             if not deps.roles.roles(user).requester:
                 _ephemeral(respond, "You are not allowed to ask for refunds (see REQUESTERS); ask someone who is.")
                 return
-            view = refund_requests.view_for_modal(deps.pool, payment_id)
+            view = lookup.from_store(deps.pool, payment_id)
         except DeskError as exc:
             _ephemeral(respond, exc.message)
             return

@@ -105,11 +105,6 @@ def _status_text(req: RefundRequest) -> str:
     return line
 
 
-def thread_note(req: RefundRequest, what: str) -> dict:
-    """A reply in the request's thread."""
-    return {"text": what}
-
-
 def requester_note(req: RefundRequest, what: str) -> dict:
     """A direct message to the person who asked."""
     return {"text": f"Your refund request #{req.id} ({_money(req)} on `{req.payment_id}`): {what}"}

@@ -19,10 +19,6 @@ class NotFound(DeskError):
     """Nothing was found with that id."""
 
 
-class Conflict(DeskError):
-    """Someone else changed this at the same moment; nothing was changed."""
-
-
 class DatabaseUnavailable(DeskError):
     """The database is not reachable right now."""
 

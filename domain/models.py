@@ -9,7 +9,6 @@ from datetime import datetime
 REFUND_HOLDING = frozenset({"pending", "requires_action", "succeeded"})
 # Request statuses that have been approved but whose refund is not yet reported by Stripe.
 REQUEST_HOLDING = frozenset({"approved", "sent"})
-OPEN_REQUEST = frozenset({"pending", "approved", "sent"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,13 +86,6 @@ def refusal_to_refund(view: PaymentView, amount: int | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRefusal:
-    """Why someone may not approve or reject a request."""
-
-    reason: str
-
-
 def refusal_to_decide(user: str, roles: Roles, requested_by: str, status: str,
                       approvals: tuple[str, ...] | list[str]) -> str | None:
     """Why this user may not approve or reject this request now, or None when they may."""

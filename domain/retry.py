@@ -24,7 +24,8 @@ def gives_up(attempts: int, max_attempts: int) -> bool:
 SLACK_MESSAGE_ERRORS = frozenset({
     "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "too_many_attachments",
     "invalid_attachments", "invalid_arguments", "invalid_json", "json_not_object", "message_not_found",
-    "cant_update_message", "edit_window_closed", "invalid_metadata_format", "invalid_metadata_schema",
+    "cant_update_message", "edit_window_closed", "thread_not_found", "invalid_metadata_format",
+    "invalid_metadata_schema",
 })
 
 

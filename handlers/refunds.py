@@ -46,17 +46,13 @@ def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, aft
     view = store.payment_view(conn, after.payment_intent_id or after.charge_id or "")
     message = blocks.refund_feed_message(after, view)
     key = feed_key(after.id)
-    if outbox.message_ts(conn, key) is None and not _queued(conn, key):
+    if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         return
     if before is not None and before.status == after.status:
         return
     outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
     outbox.enqueue(conn, channel=channel, payload=blocks.refund_status_reply(before, after), parent_key=key)
-
-
-def _queued(conn: psycopg.Connection, key: str) -> bool:
-    return conn.execute("SELECT 1 FROM slack_outbox WHERE message_key = %(k)s", {"k": key}).fetchone() is not None
 
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")

@@ -32,11 +32,6 @@ def _channel(settings: Settings, kind: str, account: str | None) -> str | None:
     return channel_for(kind, account, settings.alert_routes, defaults)
 
 
-def _exists(conn: psycopg.Connection, key: str) -> bool:
-    return outbox.message_ts(conn, key) is not None or conn.execute(
-        "SELECT 1 FROM slack_outbox WHERE message_key = %(k)s", {"k": key}).fetchone() is not None
-
-
 def _view(conn: psycopg.Connection, payment_intent: str | None, charge: str | None):
     for key in (payment_intent, charge):
         if key:
@@ -58,7 +53,7 @@ def dispute_changed(conn: psycopg.Connection, settings: Settings, before: Disput
     key = ab.dispute_key(current.id)
     view = _view(conn, current.payment_intent_id, current.charge_id)
     message = ab.dispute_message(current, view, now=now)
-    if not _exists(conn, key):
+    if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         ALERTS.labels("dispute").inc()
         return
@@ -145,7 +140,7 @@ def fraud_warning(conn: psycopg.Connection, settings: Settings, efw: dict[str, A
     refundable_now = view is None or refusal_to_refund(view, None) is None
     message = ab.efw_message({**efw, "account": account}, view, refundable_now=refundable_now)
     key = f"efw:{efw['id']}"
-    if not _exists(conn, key):
+    if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         ALERTS.labels("early_fraud_warning").inc()
     else:
@@ -163,7 +158,7 @@ def review(conn: psycopg.Connection, settings: Settings, obj: dict[str, Any], *,
         return
     key = f"review:{obj['id']}"
     note = ab.review_note(obj, opened)
-    if opened or not _exists(conn, key):
+    if opened or not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=note, message_key=key if opened else f"review-event:{event_id}")
     else:
         outbox.enqueue(conn, channel=channel, payload=note, parent_key=key, message_key=f"review-event:{event_id}")

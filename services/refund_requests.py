@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from bot import request_blocks as rb
 from domain import stripe_mapping as sm
 from domain.errors import DeskError, NotFound, StripeRateLimited, StripeUnavailable
-from domain.models import PaymentView, Refund, RefundRequest, refundable
+from domain.models import Refund, RefundRequest, refundable
 from domain.money import AmountError, format_amount, parse_amount
 from domain.policy import Roles, approvals_needed, refusal_to_decide, refusal_to_refund
 from services import lookup
@@ -46,11 +46,6 @@ REQUEST_STATUS_OF_REFUND = {"pending": "sent", "requires_action": "sent", "succe
 
 class RequestRefused(DeskError):
     """This refund cannot be requested."""
-
-    def __init__(self, message: str, *, field: str | None = None, existing: RefundRequest | None = None):
-        super().__init__(message)
-        self.field = field
-        self.existing = existing
 
 
 class DecisionRefused(DeskError):
@@ -87,7 +82,7 @@ def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, 
         else:
             outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
         if thread:
-            outbox.enqueue(conn, channel=channel, payload=rb.thread_note(req, thread), parent_key=key)
+            outbox.enqueue(conn, channel=channel, payload={"text": thread}, parent_key=key)
     if requester:
         outbox.enqueue(conn, channel=req.requested_by, payload=rb.requester_note(req, requester))
 
@@ -107,7 +102,7 @@ def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, 
         try:
             amount = parse_amount(amount_text, currency)
         except AmountError as exc:
-            raise RequestRefused(str(exc), field="amount") from exc
+            raise RequestRefused(str(exc)) from exc
     settings = ctx.settings
     try:
         with db.transaction(ctx.pool) as conn:
@@ -118,10 +113,10 @@ def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, 
             existing = store.pending_for(conn, fresh.payment.id)
             if existing:
                 raise RequestRefused(f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
-                                     f"`{fresh.payment.id}` is already waiting for approval.", existing=existing)
+                                     f"`{fresh.payment.id}` is already waiting for approval.")
             refusal = refusal_to_refund(fresh, amount)
             if refusal:
-                raise RequestRefused(refusal, field="amount")
+                raise RequestRefused(refusal)
             amount = amount or refundable(fresh)
             self_approved, requested = store.prior(conn, fresh.payment.id, user)
             needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
@@ -349,7 +344,3 @@ def stats(pool: ConnectionPool, period: str, now: datetime) -> tuple[datetime, l
     with db.connection(pool) as conn:
         return since, store.stats(conn, since)
 
-
-def view_for_modal(pool: ConnectionPool, payment_id: str) -> PaymentView | None:
-    """The stored payment a modal is about."""
-    return lookup.from_store(pool, payment_id)

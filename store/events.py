@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -126,7 +126,3 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     """How many events are in each status."""
     return dict(conn.execute(COUNTS).fetchall())
 
-
-def retry_at(now: datetime, delay: timedelta) -> datetime:
-    """When a failed event is due again."""
-    return now + delay

@@ -10,9 +10,15 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+# A reply or update whose parent was never queued, or was given up on, can never be delivered;
+# queued, it would hold its channel's queue behind it for ever, so it is born dead (and visible).
 ENQUEUE = """
-INSERT INTO slack_outbox (method, channel, message_key, parent_key, payload)
-VALUES (%(method)s, %(channel)s, %(message_key)s, %(parent_key)s, %(payload)s)
+INSERT INTO slack_outbox (method, channel, message_key, parent_key, payload, status, last_error)
+SELECT %(method)s, %(channel)s, %(message_key)s, %(parent_key)s, %(payload)s,
+       CASE WHEN orphan THEN 'dead' ELSE 'queued' END,
+       CASE WHEN orphan THEN 'parent message missing or dead-lettered' END
+FROM (SELECT %(parent_key)s::text IS NOT NULL AND NOT EXISTS (
+          SELECT 1 FROM slack_outbox p WHERE p.message_key = %(parent_key)s AND p.status <> 'dead') AS orphan) o
 ON CONFLICT (message_key) DO NOTHING
 """
 
@@ -60,7 +66,7 @@ SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
        min(created_at) FILTER (WHERE status = 'queued') AS oldest_queued
 FROM slack_outbox
 """
-MESSAGE_TS = "SELECT channel, ts FROM slack_messages WHERE key = %(key)s"
+EXISTS = "SELECT 1 FROM slack_outbox WHERE message_key = %(key)s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +130,6 @@ def stats(conn: psycopg.Connection) -> tuple[int, int, datetime | None]:
     return (row[0], row[1], row[2]) if row else (0, 0, None)
 
 
-def message_ts(conn: psycopg.Connection, key: str) -> tuple[str, str] | None:
-    """The channel and ts of a delivered message, by its key."""
-    row = conn.execute(MESSAGE_TS, {"key": key}).fetchone()
-    return (row[0], row[1]) if row else None
+def exists(conn: psycopg.Connection, key: str) -> bool:
+    """Whether a message with this key was ever queued (it keeps its row once sent or dead)."""
+    return conn.execute(EXISTS, {"key": key}).fetchone() is not None

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from freezegun import freeze_time
+from support import wait_until
 
 from bot import ids
 from domain.clock import utcnow
@@ -386,3 +387,42 @@ def test_splitting_a_refund_does_not_dodge_the_threshold(desk: LiveServer, strip
     said = [_reply(desk, desk.slash(f"request {pi} 2500", user_id=MANAGER)) for _ in range(3)]
     assert "runs at once" in said[0] and "runs at once" in said[1]  # $5,000 in all: at the threshold
     assert "waiting for an approver" in said[2], said[2]  # $7,500 would be above it
+
+
+def _approved_and_sent(desk: LiveServer, stripe_api, conn, amount: str) -> tuple[int, str, str]:
+    pi = stripe_api.add_payment(10000, "usd")["payment_intent"]["id"]
+    said = _reply(desk, desk.slash(f"request {pi} {amount}", user_id=AGENT))
+    request_id = int(said.split("#")[1].split(":")[0])
+    desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
+    wait_until(lambda: _request(desk, conn, request_id).stripe_refund_id is not None, timeout=15,
+               what="recording the Stripe refund")
+    return request_id, pi, _request(desk, conn, request_id).stripe_refund_id
+
+
+def test_a_refund_that_fails_after_succeeding_gives_the_money_back(desk: LiveServer, stripe_api, conn) -> None:
+    request_id, pi, refund_id = _approved_and_sent(desk, stripe_api, conn, "40")
+    stripe_api.settle_refund(refund_id, "succeeded")
+    _settle_everything(desk, stripe_api)
+    assert _request(desk, conn, request_id).status == "succeeded"
+    refund = stripe_api.object(refund_id)
+    later = {"id": "evt_failed_later", "object": "event", "type": "refund.failed", "livemode": False,
+             "created": refund["created"] + 3600,
+             "data": {"object": {**refund, "status": "failed", "failure_reason": "lost_or_stolen_card"}}}
+    assert desk.webhook(later).status_code == 200
+    desk.drain()
+    req = _request(desk, conn, request_id)
+    assert (req.status, req.failure_message) == ("failed", "lost or stolen card")
+    # The money is refundable again, and a new request for it is accepted.
+    assert "waiting for an approver" in _reply(desk, desk.slash(f"request {pi} 100", user_id=AGENT))
+
+
+def test_a_refund_canceled_in_stripe_cancels_its_request(desk: LiveServer, stripe_api, conn) -> None:
+    import requests as http
+    from conftest import STRIPE_KEY
+
+    request_id, _, refund_id = _approved_and_sent(desk, stripe_api, conn, "15")
+    resp = http.post(f"{stripe_api.url}/v1/refunds/{refund_id}/cancel", timeout=5,
+                     headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+    assert resp.status_code == 200, resp.text
+    _settle_everything(desk, stripe_api)
+    assert _request(desk, conn, request_id).status == "canceled"

@@ -37,6 +37,15 @@ def _run_two_workers(settings, until, timeout: float = 60.0) -> None:
         wait_until(until, timeout=timeout, what="draining the queue")
 
 
+def _drained(deps):
+    """A check that nothing is left queued."""
+    def drained() -> bool:
+        with db.connection(deps.pool) as conn:
+            return outbox.stats(conn)[0] == 0
+
+    return drained
+
+
 @pytest.fixture
 def fast(settings):
     return replace_settings(settings, slack_channel_pace_seconds=0.0)
@@ -49,11 +58,7 @@ def test_every_message_is_delivered_once_and_in_order_after_429s_and_500s(fast, 
     slack.fail_next("chat.update", 2, kind="server_error")
     slack.fail_next("*", 3, kind="unavailable")
 
-    def drained() -> bool:
-        with db.connection(deps.pool) as conn:
-            return outbox.stats(conn)[0] == 0
-
-    _run_two_workers(fast, drained)
+    _run_two_workers(fast, _drained(deps))
     with db.connection(deps.pool) as conn:
         assert outbox.stats(conn)[:2] == (0, 0)  # nothing queued, nothing dead
     deps.pool.close()
@@ -79,11 +84,7 @@ def test_a_message_slack_refuses_is_dead_lettered_and_the_rest_still_go(fast, sl
         outbox.enqueue(conn, channel="C0FEED1", payload={"text": "bad blocks", "blocks": [{"no": "type"}]})
         outbox.enqueue(conn, channel="C0FEED1", payload={"text": "fine"})
 
-    def drained() -> bool:
-        with db.connection(deps.pool) as conn:
-            return outbox.stats(conn)[0] == 0
-
-    _run_two_workers(fast, drained)
+    _run_two_workers(fast, _drained(deps))
     with db.connection(deps.pool) as conn:
         queued, dead, _ = outbox.stats(conn)
         error = conn.execute("SELECT last_error FROM slack_outbox WHERE status = 'dead'").fetchone()[0]
@@ -99,11 +100,7 @@ def test_channel_pace_spaces_messages(settings, slack: SlackStandIn) -> None:
         for i in range(4):
             outbox.enqueue(conn, channel="C0FEED1", payload={"text": f"m{i}"})
 
-    def drained() -> bool:
-        with db.connection(deps.pool) as conn:
-            return outbox.stats(conn)[0] == 0
-
-    _run_two_workers(paced, drained)
+    _run_two_workers(paced, _drained(deps))
     deps.pool.close()
     sent = [c.at for c in slack.calls_to("chat.postMessage")]
     gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
@@ -118,11 +115,7 @@ def test_a_dead_parent_takes_its_replies_with_it_and_the_channel_goes_on(fast, s
         outbox.enqueue(conn, channel="C0FEED1", method="chat.update", payload={"text": "update"}, parent_key="p")
         outbox.enqueue(conn, channel="C0FEED1", payload={"text": "unrelated, later"})
 
-    def drained() -> bool:
-        with db.connection(deps.pool) as conn:
-            return outbox.stats(conn)[0] == 0
-
-    _run_two_workers(fast, drained)
+    _run_two_workers(fast, _drained(deps))
     with db.connection(deps.pool) as conn:
         dead = conn.execute("SELECT payload->>'text', last_error FROM slack_outbox WHERE status = 'dead' ORDER BY id")
         rows = dead.fetchall()
@@ -151,3 +144,19 @@ def test_an_outage_longer_than_any_backoff_still_delivers(fast, slack: SlackStan
         assert conn.execute("SELECT status, attempts FROM slack_outbox").fetchone() == ("sent", 41)
     deps.pool.close()
     assert [m["text"] for m in slack.messages["C0FEED1"]] == ["patience"]
+
+
+def test_a_reply_to_a_message_that_never_existed_or_died_never_blocks_the_channel(fast, slack) -> None:
+    deps = build_deps(fast)
+    with db.transaction(deps.pool) as conn:
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "dead", "blocks": [{"no": "type"}]}, message_key="d")
+    _run_two_workers(fast, _drained(deps))
+    with db.transaction(deps.pool) as conn:
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "late reply"}, parent_key="d")
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "to nothing"}, parent_key="never-queued")
+        outbox.enqueue(conn, channel="C0FEED1", payload={"text": "still delivered"})
+    _run_two_workers(fast, _drained(deps))
+    with db.connection(deps.pool) as conn:
+        assert outbox.stats(conn)[:2] == (0, 3)
+    deps.pool.close()
+    assert [m["text"] for m in slack.messages["C0FEED1"]] == ["still delivered"]
