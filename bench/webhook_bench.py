@@ -38,7 +38,7 @@ DB_NAME = "refund_desk_webhook_bench"
 WEBHOOK_SECRET = "whsec_bench_0123456789abcdef0123456789abcdef"
 OURS_PATH = "/webhooks/stripe"
 BARE_PATH = "/bare"
-FIXTURES = common.ROOT.parent / "shared" / "fixtures" / "stripe"
+FIXTURES = common.ROOT / "tests" / "fixtures" / "stripe"
 # Real events of 2–4.5 KB (pretty-printed, as Stripe sends them): about 2.7 KB on average.
 FIXTURE_NAMES = (
     "event_charge.refunded__stripe-ruby-mock.json",

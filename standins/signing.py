@@ -25,7 +25,7 @@ def slack_headers(body: str, signing_secret: str, *, timestamp: int | None = Non
 def slash_command_body(text: str, *, response_url: str, user_id: str = "U0SUPPORT1",
                        channel_id: str = "C0SUPPORT1", command: str = "/refunds",
                        trigger_id: str = "13345224609.738474920.8088930838d88f008e0") -> str:
-    """A slash-command form body shaped like Slack's (see shared/fixtures/slack/slash_command__*.form)."""
+    """A slash-command form body shaped like Slack's (see tests/fixtures/slack/slash_command__*.form)."""
     fields = {
         "token": "gIkuvaNzQIHg97ATvDxqgjtO",
         "team_id": "T0001",

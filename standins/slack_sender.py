@@ -1,6 +1,6 @@
 """Sends the app what Slack sends: signed slash commands, button clicks and modal submissions.
 
-Payload shapes follow the real ones in shared/fixtures/slack (block_actions, view_submission),
+Payload shapes follow the real ones in tests/fixtures/slack (block_actions, view_submission),
 and every request_url answer is recorded by the Slack stand-in.
 """
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def fixture_json(relative: str) -> dict:
-    """A file from shared/fixtures, parsed."""
+    """A file from tests/fixtures, parsed."""
     return json.loads((FIXTURES / relative).read_text())
 
 

@@ -16,7 +16,7 @@ def _manifest() -> dict:
 
 
 def test_manifest_validates_against_slacks_schema() -> None:
-    schema = json.loads((FIXTURES.parent / "schemas" / "slack-app-manifest.schema.1.0.0.json").read_text())
+    schema = json.loads((FIXTURES / "schemas" / "slack-app-manifest.schema.1.0.0.json").read_text())
     jsonschema.validate(_manifest(), schema)
 
 

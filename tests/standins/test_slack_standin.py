@@ -19,18 +19,12 @@ from slack_sdk.webhook import WebhookClient
 from standins.slack_api import SlackCall, SlackStandIn
 
 TOKEN = "xoxb-standin"  # noqa: S105 - the stand-in's fake token
-_FIXTURE_DIRS = (
-    Path(__file__).resolve().parents[1] / "fixtures" / "slack",
-    Path("/work/shared/fixtures/slack"),
-)
-FIXTURES = next((d for d in _FIXTURE_DIRS if d.is_dir()), None)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 TS = re.compile(r"^\d{10}\.\d{6}$")
 
 
 def fixture(name: str) -> dict:
-    """Load one real Slack payload from the shared fixtures."""
-    if FIXTURES is None:
-        pytest.skip("Slack fixtures not available")
+    """Load one real Slack payload from tests/fixtures/slack."""
     return json.loads((FIXTURES / name).read_text())
 
 

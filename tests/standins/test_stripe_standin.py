@@ -16,7 +16,7 @@ import stripe
 
 from standins.stripe_api import StripeStandIn, format_money, parse_form
 
-FIXTURES = Path("/work/shared/fixtures/stripe")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
 KEY = "sk_test_standin"
 
 # Keys of Stripe's sample objects (openapi fixtures3) that the stand-in leaves out on purpose.
