@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
 import bot
+from bot.guard import SlackGuard
 from domain.clock import utcnow
 from handlers import webhook
 from services import metrics, oncall
@@ -42,6 +43,13 @@ def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:
     return Deps(settings=settings, pool=pool, stripe=gateway, roles=RoleDirectory(settings, slack))
 
 
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Whether an Authorization header carries this bearer token (compared in constant time)."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    # Bytes: compare_digest refuses non-ASCII text, and a header may carry any Latin-1.
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
 def create_app(settings: Settings | None = None, *, deps: Deps | None = None) -> Flask:
     """The Flask app factory (gunicorn: `app:create_app()`)."""
     settings = settings or (deps.settings if deps else load_settings(require="web"))
@@ -54,11 +62,12 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
 
     # In Socket Mode Slack talks over the socket; an HTTP route here would take unsigned requests.
     if not settings.socket_mode:
-        slack_handler = SlackRequestHandler(bot.build_app(deps))
+        # The guard checks the signature before anything parses the body, and is Bolt's only way in.
+        slack_guard = SlackGuard(bot.build_app(deps, checked_upstream=True), settings.slack_signing_secret)
 
         @flask_app.post("/slack/events")
         def slack_events():
-            return slack_handler.handle(request)
+            return slack_guard.handle(request)
 
     webhook.register(flask_app, deps)
 
@@ -77,6 +86,9 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
 
     @flask_app.get("/metrics")
     def prometheus():
+        if settings.metrics_token and not bearer_matches(request.headers.get("Authorization"), settings.metrics_token):
+            return (jsonify(error="Unauthorized", reason="GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"),
+                    401, {"WWW-Authenticate": 'Bearer realm="metrics"'})
         return metrics.render(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
     @flask_app.errorhandler(HTTPException)

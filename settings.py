@@ -18,6 +18,7 @@ STRIPE_API_DEFAULT = "https://api.stripe.com"
 
 _CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _PRINCIPAL_RE = re.compile(r"^[USW][A-Z0-9]{2,}$")
+_MIN_METRICS_TOKEN = 16
 
 
 class ConfigError(Exception):
@@ -66,6 +67,7 @@ class Settings:
     alert_routes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     db_pool_max: int = 8
     log_level: str = "INFO"
+    metrics_token: str | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -127,6 +129,7 @@ VARIABLES = {
     "ALERT_ROUTES": "per Connect account channels: acct_1=C0AAA,acct_2/disputes=C0BBB",
     "DB_POOL_MAX": "Postgres connections per process (default 8)",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "METRICS_TOKEN": "bearer token GET /metrics requires (16+ printable ASCII characters); unset: /metrics is public",
 }
 
 
@@ -242,6 +245,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append(f"LOG_LEVEL should be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
+    metrics_token = get("METRICS_TOKEN")
+    # What a bearer token may hold (RFC 6750) and what compare_digest compares; short ones are guessable.
+    if metrics_token and not (len(metrics_token) >= _MIN_METRICS_TOKEN
+                              and all("!" <= c <= "~" for c in metrics_token)):
+        problems.append(f"METRICS_TOKEN should be at least {_MIN_METRICS_TOKEN} printable ASCII characters "
+                        "without spaces")
+
     settings = Settings(
         database_url=get("DATABASE_URL"),
         data_dir=Path(get("REFUND_DESK_DATA_DIR") or ".data"),
@@ -277,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         alert_routes=routes(),
         db_pool_max=number("DB_POOL_MAX", 8, int, 1, 200),
         log_level=log_level,
+        metrics_token=metrics_token,
     )
     if problems:
         raise ConfigError(problems)

@@ -17,8 +17,12 @@ log = logging.getLogger(__name__)
 SORRY = "Something went wrong on our side; nothing was changed. The on-call engineer can find the details in the logs."
 
 
-def build_app(deps: Deps, *, socket_mode: bool = False) -> App:
-    """The Bolt app with every listener registered (HTTP requests are always signature-checked)."""
+def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool = False) -> App:
+    """The Bolt app with every listener registered.
+
+    HTTP requests are signature-checked by Bolt, or, with checked_upstream, by bot.guard in front of it
+    (its only way in, which then need not be checked twice).
+    """
     from bot import actions, commands, views
 
     settings = deps.settings
@@ -43,7 +47,7 @@ def build_app(deps: Deps, *, socket_mode: bool = False) -> App:
         # Listeners answer inside the request (store hits); slow work goes to lazy listeners.
         # This is also what Socket Mode and FaaS need, and it avoids Bolt's ack polling loop.
         process_before_response=True,
-        request_verification_enabled=not socket_mode,
+        request_verification_enabled=not (socket_mode or checked_upstream),
         raise_error_for_unhandled_request=False,
     )
 

@@ -1,8 +1,9 @@
-"""Button clicks: open in Stripe, request a refund, approve, reject, take a dispute, refund a fraud warning."""
+"""Button clicks: open in Stripe, request a refund, confirm it, approve, reject, take a dispute, refund a warning."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
@@ -10,6 +11,7 @@ from slack_sdk import WebClient
 from bot import ids, request_blocks
 from domain.clock import utcnow
 from domain.errors import DeskError
+from domain.models import Draft, RefundRequest
 from domain.policy import refusal_to_decide, refusal_to_refund
 from services import lookup, oncall, refund_requests
 from services.deps import Deps
@@ -18,14 +20,24 @@ from store import requests as request_store
 
 log = logging.getLogger(__name__)
 
+_NUMBER = re.compile(r"[0-9]{1,12}")
 
-def _ephemeral(respond: Respond, text: str) -> None:
-    respond(response_type="ephemeral", replace_original=False, text=text)
+
+def _ephemeral(respond: Respond, text: str, *, replace: bool = False, blocks: list | None = None) -> None:
+    respond(response_type="ephemeral", replace_original=replace, text=text, blocks=blocks)
+
+
+def action_value(body: dict) -> str:
+    """The clicked button's value, or "" when the payload has no usable action."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    value = first.get("value") if isinstance(first, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def _request_id(body: dict) -> int | None:
-    value = (body.get("actions") or [{}])[0].get("value", "")
-    return int(value) if value.isdigit() else None
+    value = action_value(body)
+    return int(value) if _NUMBER.fullmatch(value) else None
 
 
 def register(app: App, deps: Deps) -> None:
@@ -39,19 +51,26 @@ def register(app: App, deps: Deps) -> None:
     def just_ack(ack: Ack) -> None:
         ack()
 
+    def _filed(respond: Respond, result: RefundRequest | Draft) -> None:
+        """Tell the person what became of their request; a refund that runs at once asks to be confirmed."""
+        if isinstance(result, Draft):
+            _ephemeral(respond, request_blocks.confirm_text(result), blocks=request_blocks.confirm_blocks(result))
+        else:
+            _ephemeral(respond, request_blocks.filed_text(result, deps.settings))
+
     def open_request_modal(body: dict, respond: Respond, client: WebClient) -> None:
         user = body["user"]["id"]
-        payment_id = (body.get("actions") or [{}])[0].get("value", "")
+        payment_id = action_value(body)
         try:
-            if not deps.roles.roles(user).requester:
+            if not deps.roles.for_request(user).requester:
                 _ephemeral(respond, "You are not allowed to ask for refunds (see REQUESTERS); ask someone who is.")
                 return
-            view = lookup.from_store(deps.pool, payment_id)
+            view = lookup.from_store(deps.pool, payment_id) if payment_id else None
         except DeskError as exc:
             _ephemeral(respond, exc.message)
             return
         if view is None:
-            _ephemeral(respond, f"`{payment_id}` is not in our records any more; look it up again.")
+            _ephemeral(respond, f"`{payment_id[:40]}` is not in our records any more; look it up again.")
             return
         refusal = refusal_to_refund(view, None)
         if refusal:
@@ -60,6 +79,26 @@ def register(app: App, deps: Deps) -> None:
         channel = (body.get("channel") or {}).get("id")
         client.views_open(trigger_id=body["trigger_id"], view=request_blocks.request_modal(view, channel=channel))
 
+    def confirm_refund(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        try:
+            roles = deps.roles.for_request(user)
+            req = refund_requests.confirm(deps.requests, action_value(body), user=user, roles=roles, now=utcnow())
+        except DeskError as exc:
+            _ephemeral(respond, f"Not refunded: {exc.message}", replace=True)
+            return
+        _ephemeral(respond, request_blocks.filed_text(req, deps.settings), replace=True)
+        done = refund_requests.run_if_approved(deps.requests, req, now=utcnow())
+        if done is not None:
+            _ephemeral(respond, request_blocks.outcome_text(done))
+
+    def cancel_refund(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        if refund_requests.cancel(deps.requests, action_value(body), user=user):
+            _ephemeral(respond, "Canceled: nothing was refunded.", replace=True)
+        else:
+            _ephemeral(respond, "Nothing to cancel: that refund was already confirmed or canceled.")
+
     def approve(body: dict, respond: Respond) -> None:
         user = body["user"]["id"]
         request_id = _request_id(body)
@@ -67,21 +106,23 @@ def register(app: App, deps: Deps) -> None:
             _ephemeral(respond, "That button does not name a request.")
             return
         try:
-            roles = deps.roles.roles(user)
+            roles = deps.roles.for_decision(user)
             req = refund_requests.approve(deps.requests, request_id, user=user, roles=roles, now=utcnow())
         except DeskError as exc:
             _ephemeral(respond, exc.message)
             return
-        if req.status == "approved":
-            refund_requests.execute(deps.requests, req.id, now=utcnow())
+        refund_requests.run_if_approved(deps.requests, req, now=utcnow())
 
     def open_reject_modal(body: dict, respond: Respond, client: WebClient) -> None:
         user = body["user"]["id"]
         request_id = _request_id(body)
+        if request_id is None:
+            _ephemeral(respond, "That button does not name a request.")
+            return
         try:
-            roles = deps.roles.roles(user)
+            roles = deps.roles.for_decision(user)
             with db.connection(deps.pool) as conn:
-                req = request_store.get(conn, request_id) if request_id is not None else None
+                req = request_store.get(conn, request_id)
         except DeskError as exc:
             _ephemeral(respond, exc.message)
             return
@@ -96,28 +137,34 @@ def register(app: App, deps: Deps) -> None:
 
     def assign_dispute(body: dict, respond: Respond) -> None:
         user = body["user"]["id"]
-        dispute_id = (body.get("actions") or [{}])[0].get("value", "")
-        _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, dispute_id, user, utcnow()))
+        try:
+            allowed = deps.roles.may_take_disputes(user)
+        except DeskError as exc:
+            _ephemeral(respond, exc.message)
+            return
+        if not allowed:
+            _ephemeral(respond, "Only approvers, admins and the on-call group can take a dispute.")
+            return
+        _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, action_value(body)[:255], user,
+                                                  utcnow()))
 
     def refund_for_fraud_warning(body: dict, respond: Respond) -> None:
         user = body["user"]["id"]
-        payment_id, _, warning = (body.get("actions") or [{}])[0].get("value", "").partition("|")
+        payment_id, _, warning = action_value(body).partition("|")
         try:
-            roles = deps.roles.roles(user)
-            req = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=None, reason="fraudulent",
-                                      note=f"Early fraud warning {warning}: refunding to avoid a dispute.",
-                                      user=user, roles=roles, via="fraud_warning", now=utcnow())
+            roles = deps.roles.for_request(user)
+            result = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=None, reason="fraudulent",
+                                         note=f"Early fraud warning {warning[:255]}: refunding to avoid a dispute.",
+                                         user=user, roles=roles, via="fraud_warning", now=utcnow())
         except DeskError as exc:
             _ephemeral(respond, f"Not requested: {exc.message}")
             return
-        _ephemeral(respond, request_blocks.filed_text(req, deps.settings))
-        if req.status == "approved":
-            done = refund_requests.execute(deps.requests, req.id, now=utcnow())
-            if done is not None:
-                _ephemeral(respond, request_blocks.outcome_text(done))
+        _filed(respond, result)
 
     app.action(ids.ASSIGN_DISPUTE)(ack=just_ack, lazy=[assign_dispute])
     app.action(ids.EFW_REFUND)(ack=just_ack, lazy=[refund_for_fraud_warning])
     app.action(ids.REQUEST_REFUND)(ack=just_ack, lazy=[open_request_modal])
+    app.action(ids.CONFIRM_REFUND)(ack=just_ack, lazy=[confirm_refund])
+    app.action(ids.CANCEL_REFUND)(ack=just_ack, lazy=[cancel_refund])
     app.action(ids.APPROVE_REQUEST)(ack=just_ack, lazy=[approve])
     app.action(ids.REJECT_REQUEST)(ack=just_ack, lazy=[open_reject_modal])

@@ -7,7 +7,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot import ids
-from bot.blocks import STATUS_ICON, _status, slack_date, to_dicts
+from bot.blocks import STATUS_ICON, _status, escape, slack_date, to_dicts
 from domain.alerts import Window, relative
 from domain.links import dashboard_url
 from domain.models import Dispute, PaymentView
@@ -26,7 +26,7 @@ def dispute_key(dispute_id: str) -> str:
 
 
 def _customer(view: PaymentView | None) -> str:
-    return view.payment.customer_email if view and view.payment.customer_email else "—"
+    return escape(view.payment.customer_email) if view and view.payment.customer_email else "—"
 
 
 def dispute_message(d: Dispute, view: PaymentView | None, *, now: datetime) -> dict:

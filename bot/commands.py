@@ -11,6 +11,7 @@ from bot.background import later
 from domain.clock import utcnow
 from domain.commands import Help, Lookup, Pending, RequestRefund, Stats, parse
 from domain.errors import DatabaseUnavailable, DeskError, NotFound
+from domain.models import Draft
 from services import lookup, refund_requests
 from services.deps import Deps
 
@@ -71,10 +72,10 @@ def register(app: App, deps: Deps) -> None:
 
     def _request(respond: Respond, cmd: RequestRefund, user: str) -> None:
         try:
-            roles = deps.roles.roles(user)
-            req = refund_requests.ask(deps.requests, payment_id=cmd.payment_id, amount_text=cmd.amount_text,
-                                      reason=cmd.reason, note=cmd.note, user=user, roles=roles,
-                                      via="slash_command", now=utcnow())
+            roles = deps.roles.for_request(user)
+            result = refund_requests.ask(deps.requests, payment_id=cmd.payment_id, amount_text=cmd.amount_text,
+                                         reason=cmd.reason, note=cmd.note, user=user, roles=roles,
+                                         via="slash_command", now=utcnow())
         except NotFound:
             respond(replace_original=True, response_type="ephemeral",
                     text=f"No payment `{cmd.payment_id}` was found in Stripe.")
@@ -82,11 +83,11 @@ def register(app: App, deps: Deps) -> None:
         except DeskError as exc:
             respond(replace_original=True, response_type="ephemeral", text=f"Not requested: {exc.message}")
             return
-        respond(replace_original=True, response_type="ephemeral", text=request_blocks.filed_text(req, deps.settings))
-        if req.status == "approved":
-            done = refund_requests.execute(deps.requests, req.id, now=utcnow())
-            if done is not None:
-                respond(response_type="ephemeral", replace_original=False,
-                        text=request_blocks.outcome_text(done))
+        if isinstance(result, Draft):
+            respond(replace_original=True, response_type="ephemeral", text=request_blocks.confirm_text(result),
+                    blocks=request_blocks.confirm_blocks(result))
+            return
+        respond(replace_original=True, response_type="ephemeral",
+                text=request_blocks.filed_text(result, deps.settings))
 
     app.command(COMMAND)(answer)

@@ -6,9 +6,12 @@ OPEN_IN_STRIPE = "open_in_stripe"
 REQUEST_REFUND = "request_refund"
 APPROVE_REQUEST = "approve_request"
 REJECT_REQUEST = "reject_request"
+CONFIRM_REFUND = "confirm_refund"
+CANCEL_REFUND = "cancel_refund"
 
 REQUEST_MODAL = "refund_request_modal"
 REJECT_MODAL = "refund_reject_modal"
+CONFIRM_MODAL = "refund_confirm_modal"
 
 # Block ids inside the modals, where field errors are shown.
 AMOUNT_BLOCK = "amount"

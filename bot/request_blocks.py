@@ -22,7 +22,7 @@ from slack_sdk.models.views import View
 from bot import ids
 from bot.blocks import escape, slack_date, to_dicts
 from domain.links import dashboard_url
-from domain.models import PaymentView, RefundRequest, refundable
+from domain.models import Draft, PaymentView, RefundRequest, refundable
 from domain.money import display_exponent, format_amount, to_major
 
 REASON_LABELS = {
@@ -58,7 +58,7 @@ def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: 
     fields = [
         f"*Amount*\n{_money(req)}",
         f"*Leaves refundable*\n{format_amount(max(left_after, 0), req.currency) if left_after is not None else '—'}",
-        f"*Customer*\n{p.customer_email if p and p.customer_email else '—'}",
+        f"*Customer*\n{escape(p.customer_email) if p and p.customer_email else '—'}",
         f"*Payment*\n<{dashboard_url(req.payment_id, livemode=livemode, account=req.account)}|{req.payment_id}>",
         f"*Reason*\n{REASON_LABELS.get(req.reason, req.reason)}",
         f"*Asked by*\n<@{req.requested_by}>",
@@ -71,7 +71,7 @@ def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: 
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"> {escape(req.note)[:1500]}")))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_status_text(req))]))
     if req.status == "pending":
-        who = p.customer_email if p and p.customer_email else req.payment_id
+        who = escape(p.customer_email) if p and p.customer_email else req.payment_id
         blocks.append(ActionsBlock(block_id=f"decide:{req.id}", elements=[
             ButtonElement(text="Approve", action_id=ids.APPROVE_REQUEST, value=str(req.id), style="primary",
                           confirm=ConfirmObject(title="Approve this refund?",
@@ -123,7 +123,7 @@ def request_modal(view: PaymentView, *, channel: str | None) -> View:
     summary = f"`{p.id}` · {format_amount(p.amount_captured, p.currency)} captured · " \
               f"{format_amount(left, p.currency)} refundable"
     if p.customer_email:
-        summary += f" · {p.customer_email}"
+        summary += f" · {escape(p.customer_email)}"
     return View(
         type="modal", callback_id=ids.REQUEST_MODAL, private_metadata=meta,
         title="Request a refund", submit="Request", close="Cancel",
@@ -199,3 +199,48 @@ def outcome_text(req: RefundRequest) -> str:
     if req.failure_message:
         extra += f": {req.failure_message}"
     return f"Request #{req.id}: {line}{extra}"
+
+
+def confirm_text(draft: Draft) -> str:
+    """The question a requester answers before a refund runs at once."""
+    return (f"Refund {format_amount(draft.amount, draft.currency)} on `{draft.payment_id}` now? You are an approver "
+            "and it is within the threshold, so nobody else will check it: it runs as soon as you confirm.")
+
+
+def _draft_summary(draft: Draft) -> str:
+    lines = [f"*Refund {format_amount(draft.amount, draft.currency)} on `{draft.payment_id}` now?*",
+             f"Reason: {REASON_LABELS.get(draft.reason, draft.reason)}"]
+    if draft.note:
+        lines.append(f"> {escape(draft.note)[:500]}")
+    lines.append("You are an approver and it is within the threshold, so nobody else will check it: "
+                 "it runs as soon as you confirm.")
+    return "\n".join(lines)
+
+
+def confirm_blocks(draft: Draft) -> list[dict]:
+    """An ephemeral confirmation with the exact amount, for the command and one-click refunds."""
+    money = format_amount(draft.amount, draft.currency)
+    return to_dicts([
+        SectionBlock(text=MarkdownTextObject(text=_draft_summary(draft))),
+        ActionsBlock(block_id=f"confirm:{draft.id}", elements=[
+            ButtonElement(text=f"Refund {money}", action_id=ids.CONFIRM_REFUND, value=str(draft.id),
+                          style="danger"),
+            ButtonElement(text="Cancel", action_id=ids.CANCEL_REFUND, value=str(draft.id)),
+        ]),
+    ])
+
+
+def confirm_modal(draft: Draft) -> View:
+    """The request modal's second step when the refund would run at once: the exact amount, then Refund."""
+    money = format_amount(draft.amount, draft.currency)
+    return View(
+        type="modal", callback_id=ids.CONFIRM_MODAL, private_metadata=str(draft.id),
+        title="Confirm the refund", submit=f"Refund {money}" if len(money) <= 17 else "Refund now", close="Cancel",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=_draft_summary(draft)))],
+    )
+
+
+def problem_modal(title: str, text: str) -> View:
+    """A modal that only says what went wrong (a step with no field to attach the error to)."""
+    return View(type="modal", title=title[:24], close="Close",
+                blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900]))])

@@ -86,7 +86,8 @@ def run(*, keep: bool = False) -> int:
     print(f"Starting the embedded Postgres under {base.data_dir.resolve()} …")
     server_url = db.database_url(base)
     url = _fresh_database(server_url)
-    with SlackStandIn(bot_token="xoxb-demo") as slack, StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
+    with SlackStandIn(bot_token="xoxb-demo", usergroups={"S0ONCALL": [ONCALL]}) as slack, \
+            StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
         seeded = _seed(stripe_api)
         settings = Settings(
             database_url=url, data_dir=base.data_dir, slack_bot_token="xoxb-demo",
@@ -220,6 +221,16 @@ def _approvals(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, s
     dms = _wait_for(slack, AGENT, lambda ms: any("rejected" in m["text"] for m in ms))
     print(f"  ← DM to <@{AGENT}>:")
     print(message(dms[-1]))
+
+    player.command(f"request {seeded['usd_pi']} 12.5O duplicate", "A manager mistypes an amount (a letter O)",
+                   user=MANAGER)
+    answer = player.command(f"request {seeded['usd_pi']} 12,50 duplicate charged twice",
+                            "The manager asks again, with a decimal comma: within the threshold, so it would run "
+                            "at once", user=MANAGER)
+    draft = next(e["value"] for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["action_id"] == ids.CONFIRM_REFUND)
+    player.click(ids.CONFIRM_REFUND, draft, "The manager checks the amount and confirms", user=MANAGER,
+                 expect_reply=True)
 
 
 def _oncall(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, deps, seeded: dict[str, str]) -> None:

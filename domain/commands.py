@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from domain.money import could_be_amount, is_currency_code
+
 ID_KINDS = {
     "pi": "payment",
     "ch": "payment",
@@ -25,9 +27,10 @@ USAGE = """\
 `/refunds dp_1MtwDSLkdIwHu7ixeMtz9b7q` a dispute (or `du_…`)
 You can also paste a Stripe Dashboard link.
 *Ask for a refund* (an approver approves it in the approvals channel)
-`/refunds request pi_3MtwBwLkdIwHu7ix28a3tqPa` everything still refundable
 `/refunds request pi_3MtwBwLkdIwHu7ix28a3tqPa 25.50 duplicate charged twice at checkout`
-  amount in the payment's currency; reason `requested_by_customer` (default), `duplicate` or `fraudulent`; then a note
+`/refunds request pi_3MtwBwLkdIwHu7ix28a3tqPa all` everything still refundable
+  amount in the payment's currency (`25.50` or `25,50`); reason `requested_by_customer` (default), `duplicate` \
+or `fraudulent`; then a note. A refund that needs no approver shows its amount and asks you to confirm.
 *Follow up*
 `/refunds pending` open requests · `/refunds stats 7d` counts and sums by status (`today`, `7d`, `30d`, `month`)
 `/refunds help` shows this."""
@@ -38,7 +41,8 @@ REASONS = {
     "fraudulent": "fraudulent", "fraud": "fraudulent",
 }
 PERIODS = ("today", "24h", "7d", "30d", "90d", "month")
-_AMOUNT_TOKEN = re.compile(r"^[^\w\s]{0,3}\d[\d,_]*(\.\d*)?[^\w\s]{0,3}$|^[^\w\s]{0,3}\.\d+$")
+ALL_WORDS = frozenset({"all", "full", "everything"})
+MAX_NOTE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,10 @@ class Lookup:
 
 @dataclass(frozen=True, slots=True)
 class RequestRefund:
-    """Ask for a refund of a payment; amount is the person's text, parsed once the currency is known."""
+    """Ask for a refund of a payment; amount is the person's text, parsed once the currency is known.
+
+    amount_text None means everything still refundable, which a person asks for explicitly (`all`).
+    """
 
     payment_id: str
     amount_text: str | None = None
@@ -84,7 +91,7 @@ class Stats:
 
 Command = Help | Lookup | RequestRefund | Pending | Stats
 
-REQUEST_USAGE = "Write it as `/refunds request pi_… [amount] [reason] [note]`."
+REQUEST_USAGE = "Write it as `/refunds request pi_… amount [reason] [note]`."
 
 
 def _parse_request(words: list[str]) -> Command:
@@ -94,14 +101,26 @@ def _parse_request(words: list[str]) -> Command:
     if not found or ID_KINDS[found.group(1).split("_", 1)[0]] != "payment":
         return Help(f"`{_short(words[0])}` is not a payment id (`pi_…` or `ch_…`). {REQUEST_USAGE}")
     rest = words[1:]
-    amount = None
-    if rest and _AMOUNT_TOKEN.match(rest[0]):
-        amount = rest.pop(0)
+    if not rest or rest[0].lower() in REASONS:
+        # Everything refundable is never the silent default: a forgotten amount must not refund it all.
+        return Help(f"How much? {REQUEST_USAGE} Use `all` for everything still refundable.")
+    token = rest.pop(0)
+    amount: str | None
+    if token.lower() in ALL_WORDS:
+        amount = None
+    elif could_be_amount(token):
+        amount = token
+        # "25.50 USD": the code may follow the number as its own word.
+        if rest and is_currency_code(rest[0]):
+            amount = f"{token} {rest.pop(0)}"
+    else:
+        return Help(f"“{_short(token)}” is not an amount. Write it like `25.50` (a comma works for decimals "
+                    f"too: `25,50`), or `all` for everything still refundable. {REQUEST_USAGE}")
     reason = "requested_by_customer"
     if rest and rest[0].lower() in REASONS:
         reason = REASONS[rest.pop(0).lower()]
     note = " ".join(rest).strip() or None
-    if note and len(note) > 2000:
+    if note and len(note) > MAX_NOTE:
         return Help("The note is too long: keep it under 2,000 characters.")
     return RequestRefund(found.group(1), amount, reason, note)
 

@@ -23,6 +23,10 @@ class DatabaseUnavailable(DeskError):
     """The database is not reachable right now."""
 
 
+class Unstorable(DeskError):
+    """The database refused to store this record as it is; trying again will not help."""
+
+
 class StripeUnavailable(DeskError):
     """Stripe did not answer in time. Nothing was changed; try again in a minute."""
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
-# Refund statuses that hold money back from what is still refundable.
-REFUND_HOLDING = frozenset({"pending", "requires_action", "succeeded"})
+# Refund statuses that give money back to what is still refundable; every other status, including
+# one Stripe adds tomorrow, holds it (pending, requires_action, succeeded): never refund twice.
+REFUND_RELEASED = frozenset({"failed", "canceled"})
 # Request statuses that have been approved but whose refund is not yet reported by Stripe.
 REQUEST_HOLDING = frozenset({"approved", "sent"})
 
@@ -121,6 +123,22 @@ class RefundRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Draft:
+    """A refund that would run at once, waiting for its requester to confirm the exact amount."""
+
+    id: UUID
+    payment_id: str
+    amount: int
+    currency: str
+    reason: str
+    note: str | None
+    requested_by: str
+    requested_via: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentView:
     """A payment with its refunds, disputes and open requests: what a lookup shows."""
 
@@ -139,8 +157,8 @@ def refunded(view: PaymentView) -> int:
     were watching). Each term below is the same whatever order the events arrived in.
     """
     p = view.payment
-    holding = sum(r.amount for r in view.refunds if r.status in REFUND_HOLDING)
-    given_back = sum(r.amount for r in view.refunds if r.status not in REFUND_HOLDING)
+    holding = sum(r.amount for r in view.refunds if r.status not in REFUND_RELEASED)
+    given_back = sum(r.amount for r in view.refunds if r.status in REFUND_RELEASED)
     return min(p.amount_captured, max(holding, p.amount_refunded - given_back, 0))
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from domain.models import Payment, PaymentView, refundable
 from domain.money import format_amount
 
 # Disputes that still decide where the money goes: refunding now would pay twice.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 OPEN_DISPUTE = frozenset({"needs_response", "under_review", "warning_needs_response", "warning_under_review"})
 
 
@@ -22,28 +25,74 @@ class Roles:
 
 @dataclass(frozen=True, slots=True)
 class RoleConfig:
-    """REQUESTERS, APPROVERS and ADMINS: user ids and user-group ids (None: everyone)."""
+    """REQUESTERS, APPROVERS and ADMINS (None: everyone) and ONCALL_GROUP: user ids and user-group ids."""
 
     requesters: frozenset[str] | None
     approvers: frozenset[str] | None
     admins: frozenset[str]
+    oncall: frozenset[str] = frozenset()
 
     def groups(self) -> set[str]:
         """The user-group ids named anywhere (their members must be looked up)."""
-        named = set(self.admins) | set(self.requesters or ()) | set(self.approvers or ())
-        return {i for i in named if i.startswith("S")}
+        named = set(self.admins) | set(self.requesters or ()) | set(self.approvers or ()) | set(self.oncall)
+        return {i for i in named if is_group_id(i)}
 
 
-def _member(user: str, principals: frozenset[str], members: Mapping[str, frozenset[str]]) -> bool:
-    return user in principals or any(user in members.get(g, frozenset()) for g in principals if g.startswith("S"))
+Members = Callable[[str], frozenset[str]] | Mapping[str, frozenset[str]]
 
 
-def roles_of(user: str, config: RoleConfig, members: Mapping[str, frozenset[str]]) -> Roles:
+def is_user_id(principal: str) -> bool:
+    """A Slack user id (U…, or W… on Enterprise Grid); a group id (S…) is never a user."""
+    return bool(_USER_ID.fullmatch(principal))
+
+
+def is_group_id(principal: str) -> bool:
+    """A Slack user-group id (S…)."""
+    return bool(_GROUP_ID.fullmatch(principal))
+
+
+def _lookup(members: Members) -> Callable[[str], frozenset[str]]:
+    if isinstance(members, Mapping):
+        return lambda group: members.get(group, frozenset())
+    return members
+
+
+def named_directly(user: str, *principal_sets: frozenset[str] | None) -> bool:
+    """Whether a user id is listed by id in any of the sets (no Slack call needed)."""
+    return is_user_id(user) and any(user in (s or ()) for s in principal_sets)
+
+
+def member_of(user: str, members: Members, *principal_sets: frozenset[str] | None) -> bool:
+    """Whether a user id is listed, directly first, then in one of the sets' groups (looked up only then)."""
+    if not is_user_id(user):
+        return False
+    if named_directly(user, *principal_sets):
+        return True
+    find = _lookup(members)
+    groups = sorted({g for s in principal_sets for g in (s or ()) if is_group_id(g)})
+    return any(user in find(g) for g in groups)
+
+
+def is_requester(user: str, config: RoleConfig, members: Members) -> bool:
+    """Whether the user may ask for refunds (everyone when REQUESTERS is unset)."""
+    if config.requesters is None:
+        return is_user_id(user)
+    return member_of(user, members, config.admins, config.requesters)
+
+
+def is_approver(user: str, config: RoleConfig, members: Members) -> bool:
+    """Whether the user may approve or reject (nobody but admins when APPROVERS is unset)."""
+    return member_of(user, members, config.admins, config.approvers)
+
+
+def is_oncall(user: str, config: RoleConfig, members: Members) -> bool:
+    """Whether the user may take disputes: approvers, admins and ONCALL_GROUP."""
+    return member_of(user, members, config.admins, config.approvers, config.oncall)
+
+
+def roles_of(user: str, config: RoleConfig, members: Members) -> Roles:
     """A user's roles, given the members of each named user group."""
-    admin = _member(user, config.admins, members)
-    requester = admin or config.requesters is None or _member(user, config.requesters, members)
-    approver = admin or (config.approvers is not None and _member(user, config.approvers, members))
-    return Roles(requester=requester, approver=approver)
+    return Roles(requester=is_requester(user, config, members), approver=is_approver(user, config, members))
 
 
 def approvals_needed(roles: Roles, amount: int, currency: str, thresholds: Mapping[str, int],

@@ -22,24 +22,27 @@ def feed_key(refund_id: str) -> str:
 
 
 def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContext) -> None:
-    """Merge a refund snapshot; audit it, and tell the feed when it was made outside the bot."""
+    """Merge a refund snapshot; audit it, and tell the request's thread or the feed what happened.
+
+    Whether a refund was announced is its own fact (its thread moved, its feed message exists), not a
+    side effect of this snapshot being newer: a lookup may have stored the refund before its webhook.
+    """
     refund = sm.refund_from_stripe(obj, account=ctx.account, observed_at=ctx.observed_at)
     req = requests.made(conn, refund, sm.refund_request_key(obj))
     if req is not None:
         refund = replace(refund, request_id=req.id)
     saved = store.save_refund(conn, refund)
-    if not saved.changed:
-        return
-    after, before = saved.after, saved.before
-    audit_sync(conn, ctx, saved, "refund.synced", after.id, after.charge_id, after.payment_intent_id,
-               amount=after.amount, failure_reason=after.failure_reason)
+    current = saved.after or saved.before or refund
+    if saved.after is not None:
+        audit_sync(conn, ctx, saved, "refund.synced", current.id, current.charge_id, current.payment_intent_id,
+                   amount=current.amount, failure_reason=current.failure_reason)
     if req is not None:
-        # Made by the bot: the request's own thread follows it, not the feed.
-        refund_requests.follow(conn, ctx.settings, req, after, now=ctx.now, surface="webhook")
+        # Made by the bot: the request's own thread follows it (a guarded update: told once), not the feed.
+        refund_requests.follow(conn, ctx.settings, req, current, now=ctx.now, surface="webhook")
         return
     channel = ctx.settings.refunds_feed_channel
     if channel:
-        _announce(conn, channel, before, after, ctx)
+        _announce(conn, channel, saved.before if saved.changed else current, current, ctx)
 
 
 def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:
@@ -49,7 +52,7 @@ def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, aft
     if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         return
-    if before is not None and before.status == after.status:
+    if before is None or before.status == after.status:
         return
     outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
     outbox.enqueue(conn, channel=channel, payload=blocks.refund_status_reply(before, after), parent_key=key)

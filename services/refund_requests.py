@@ -12,6 +12,7 @@ Money safety, in order of the steps:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -19,15 +20,16 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from bot import request_blocks as rb
+from bot.blocks import escape
 from domain import stripe_mapping as sm
 from domain.errors import DeskError, NotFound, StripeRateLimited, StripeUnavailable
-from domain.models import Refund, RefundRequest, refundable
+from domain.models import Draft, Refund, RefundRequest, refundable
 from domain.money import AmountError, format_amount, parse_amount
 from domain.policy import Roles, approvals_needed, refusal_to_decide, refusal_to_refund
 from services import lookup
 from services.stripe_gateway import StripeGateway
 from settings import Settings
-from store import audit, db, outbox
+from store import audit, db, drafts, outbox
 from store import payments as payment_store
 from store import requests as store
 
@@ -89,54 +91,116 @@ def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, 
 
 # --- asking -------------------------------------------------------------------------------------------
 
+REASONS = frozenset({"requested_by_customer", "duplicate", "fraudulent"})
+# How long a refund that runs at once waits for its requester's confirmation.
+DRAFT_TTL = timedelta(minutes=15)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str | None, *, limit: int = 2000) -> str | None:
+    """Text a person typed, fit to store and show: no NUL or control characters, trimmed, bounded."""
+    if text is None:
+        return None
+    cleaned = _CONTROL.sub("", text).strip()
+    return cleaned[:limit] or None
+
 
 def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, note: str | None, user: str,
-        roles: Roles, via: str, now: datetime) -> RefundRequest:
-    """File a request (and approve it at once when policy allows). Raises RequestRefused with the reason."""
+        roles: Roles, via: str, now: datetime) -> RefundRequest | Draft:
+    """File a request, or, when it would run at once, a draft its requester must confirm first.
+
+    amount_text None asks for everything still refundable. Raises RequestRefused with the reason.
+    """
     if not roles.requester:
         raise RequestRefused("You are not allowed to ask for refunds (see REQUESTERS); ask someone who is.")
+    if reason not in REASONS:
+        raise RequestRefused("The reason must be requested_by_customer, duplicate or fraudulent.")
     view = lookup.from_store(ctx.pool, payment_id) or lookup.from_stripe(ctx.pool, ctx.stripe, payment_id, now=now)
-    currency = view.payment.currency
     amount = None
-    if amount_text:
+    if amount_text is not None:
         try:
-            amount = parse_amount(amount_text, currency)
+            amount = parse_amount(amount_text, view.payment.currency)
         except AmountError as exc:
             raise RequestRefused(str(exc)) from exc
+    with db.transaction(ctx.pool) as conn:
+        return _file(conn, ctx, view.payment.id, amount, reason=reason, note=clean_text(note), user=user,
+                     roles=roles, via=via, now=now, confirmed=False)
+
+
+def confirm(ctx: Context, draft_id: str, *, user: str, roles: Roles, now: datetime) -> RefundRequest:
+    """File the request a draft describes, for exactly its amount; a draft is used once."""
+    with db.transaction(ctx.pool) as conn:
+        draft = drafts.take(conn, draft_id, user)
+        if draft is None:
+            raise RequestRefused("This refund was already confirmed or canceled; nothing more was done.")
+        if draft.expires_at <= now:
+            raise RequestRefused("This confirmation has expired and nothing was refunded; ask again.")
+        req = _file(conn, ctx, draft.payment_id, draft.amount, reason=draft.reason, note=draft.note, user=user,
+                    roles=roles, via=draft.requested_via, now=now, confirmed=True, currency=draft.currency)
+        if not isinstance(req, RefundRequest):  # pragma: no cover - a confirmed filing never drafts again
+            raise RequestRefused("This refund could not be filed; ask again.")
+        return req
+
+
+def cancel(ctx: Context, draft_id: str, *, user: str) -> bool:
+    """Drop a draft its requester does not want; False when it was already used or gone."""
+    with db.transaction(ctx.pool) as conn:
+        return drafts.take(conn, draft_id, user) is not None
+
+
+def _file(conn: psycopg.Connection, ctx: Context, payment_id: str, amount: int | None, *, reason: str,
+          note: str | None, user: str, roles: Roles, via: str, now: datetime, confirmed: bool,
+          currency: str | None = None) -> RefundRequest | Draft:
+    if not store.lock_payment(conn, payment_id):
+        raise RequestRefused("The payment could not be saved just now; try again in a minute.")
+    # Read under the lock: this is what concurrent requests and approvals see too.
+    fresh = payment_store.payment_view(conn, payment_id)
+    if fresh is None:  # pragma: no cover - the lock found the row
+        raise RequestRefused("The payment could not be read just now; try again in a minute.")
+    if currency is not None and currency != fresh.payment.currency:
+        raise RequestRefused("The payment's currency changed since you asked; ask again.")
+    currency = fresh.payment.currency
+    existing = store.pending_for(conn, fresh.payment.id)
+    if existing:
+        raise RequestRefused(f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
+                             f"`{fresh.payment.id}` is already waiting for approval.")
+    refusal = refusal_to_refund(fresh, amount)
+    if refusal:
+        raise RequestRefused(refusal)
+    amount = amount or refundable(fresh)
     settings = ctx.settings
-    try:
-        with db.transaction(ctx.pool) as conn:
-            if not store.lock_payment(conn, view.payment.id):
-                raise RequestRefused("The payment could not be saved just now; try again in a minute.")
-            # Re-read under the lock: this is what concurrent requests and approvals see too.
-            fresh = payment_store.payment_view(conn, view.payment.id) or view
-            existing = store.pending_for(conn, fresh.payment.id)
-            if existing:
-                raise RequestRefused(f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
-                                     f"`{fresh.payment.id}` is already waiting for approval.")
-            refusal = refusal_to_refund(fresh, amount)
-            if refusal:
-                raise RequestRefused(refusal)
-            amount = amount or refundable(fresh)
-            self_approved, requested = store.prior(conn, fresh.payment.id, user)
-            needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
-                                      settings.second_approval_threshold, self_approved_before=self_approved,
-                                      requested_before=requested)
-            req = store.create(
-                conn, payment_id=fresh.payment.id, charge_id=fresh.payment.charge_id, account=fresh.payment.account,
-                amount=amount, currency=currency, reason=reason, note=note, requested_by=user, requested_via=via,
-                approvals_needed=needed, expires_at=now + settings.request_expiry, now=now)
-            _audit(conn, req, "request.created", user, "slack", now, reason=reason, approvals_needed=needed)
-            if needed == 0:
-                _audit(conn, req, "request.approved", user, "slack", now, why="approver within the threshold")
-            where = f"<#{settings.approvals_channel}>" if settings.approvals_channel else "the approvals channel"
-            _announce(conn, ctx.settings, req, first=True,
-                      requester=f"waiting for approval in {where}." if needed else
-                      "approved at once (you are an approver and it is within the threshold); creating the refund.")
-            return req
-    except psycopg.errors.UniqueViolation as exc:
+    self_approved, requested = store.prior(conn, fresh.payment.id, user)
+    needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
+                              settings.second_approval_threshold, self_approved_before=self_approved,
+                              requested_before=requested)
+    if needed == 0 and not confirmed:
+        # No second person will look at it: the requester sees the exact amount and confirms it first.
+        drafts.discard_expired(conn, now)
+        return drafts.create(conn, payment_id=fresh.payment.id, amount=amount, currency=currency, reason=reason,
+                             note=note, requested_by=user, requested_via=via, created_at=now,
+                             expires_at=now + DRAFT_TTL)
+    req = store.create(
+        conn, payment_id=fresh.payment.id, charge_id=fresh.payment.charge_id, account=fresh.payment.account,
+        amount=amount, currency=currency, reason=reason, note=note, requested_by=user, requested_via=via,
+        approvals_needed=needed, expires_at=now + settings.request_expiry, now=now)
+    if req is None:
         # Two people asked at the same moment; the other request is the one that waits.
-        raise RequestRefused(f"A request for `{view.payment.id}` is already waiting for approval.") from exc
+        raise RequestRefused(f"A request for `{fresh.payment.id}` is already waiting for approval.")
+    _audit(conn, req, "request.created", user, "slack", now, reason=reason, approvals_needed=needed)
+    if needed == 0:
+        _audit(conn, req, "request.approved", user, "slack", now, why="approver within the threshold, confirmed")
+    where = f"<#{settings.approvals_channel}>" if settings.approvals_channel else "the approvals channel"
+    _announce(conn, ctx.settings, req, first=True,
+              requester=f"waiting for approval in {where}." if needed else
+              "approved at once (you are an approver and it is within the threshold); creating the refund.")
+    return req
+
+
+def run_if_approved(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest | None:
+    """The one place that decides "approved, so create the refund now"; None when nothing was run."""
+    if req.status != "approved":
+        return None
+    return execute(ctx, req.id, now=now)
 
 
 # --- deciding -----------------------------------------------------------------------------------------
@@ -174,7 +238,7 @@ def approve(ctx: Context, request_id: int, *, user: str, roles: Roles, now: date
 
 def reject(ctx: Context, request_id: int, *, user: str, roles: Roles, reason: str, now: datetime) -> RefundRequest:
     """Reject a pending request with a reason. Raises DecisionRefused."""
-    reason = reason.strip()
+    reason = clean_text(reason, limit=500) or ""
     if len(reason) < 3:
         raise DecisionRefused("Say why, in a few words: the requester sees it.")
     with db.transaction(ctx.pool) as conn:
@@ -188,8 +252,8 @@ def reject(ctx: Context, request_id: int, *, user: str, roles: Roles, reason: st
         if updated is None:
             raise DecisionRefused(_already(store.get(conn, request_id) or req))
         _audit(conn, updated, "request.rejected", user, "slack", now, reason=reason)
-        _announce(conn, ctx.settings, updated, thread=f"🚫 Rejected by <@{user}>: {reason}",
-                  requester=f"rejected by <@{user}>: “{reason}”")
+        _announce(conn, ctx.settings, updated, thread=f"🚫 Rejected by <@{user}>: {escape(reason)}",
+                  requester=f"rejected by <@{user}>: “{escape(reason)}”")
         return updated
 
 
@@ -234,8 +298,8 @@ def _send(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest:
             if failed is None:
                 return store.get(conn, req.id) or req
             _audit(conn, failed, "refund.refused_by_stripe", "stripe", "worker", now, error=exc.message)
-            _announce(conn, ctx.settings, failed, thread=f"❌ Stripe refused the refund: {exc.message}",
-                      requester=f"Stripe refused the refund: {exc.message}")
+            _announce(conn, ctx.settings, failed, thread=f"❌ Stripe refused the refund: {escape(exc.message)}",
+                      requester=f"Stripe refused the refund: {escape(exc.message)}")
             return failed
     return record_refund(ctx, req.id, refund, now=now)
 
@@ -271,7 +335,7 @@ def follow(conn: psycopg.Connection, settings: Settings, req: RefundRequest, ref
         _announce(conn, settings, updated, thread=f"✅ Refund `{refund.id}` of {money} succeeded.",
                   requester=f"refunded ✅ (`{refund.id}`).")
     else:
-        why = f": {message}" if message else ""
+        why = f": {escape(message)}" if message else ""
         _announce(conn, settings, updated, thread=f"❌ Refund `{refund.id}` {status}{why}.",
                   requester=f"the refund {status}{why}.")
     return updated

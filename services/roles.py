@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from domain.errors import DeskError
-from domain.policy import RoleConfig, Roles, roles_of
+from domain.policy import RoleConfig, Roles, is_approver, is_oncall, is_requester, roles_of
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,14 @@ class RolesUnavailable(DeskError):
 
 
 class RoleDirectory:
-    """Resolves roles; user-group members are read with usergroups.users.list and kept for a while."""
+    """Resolves roles; user-group members are read with usergroups.users.list and kept for a while.
+
+    A user named directly needs no Slack call, and only the groups of the role being checked are read.
+    """
 
     def __init__(self, settings: Settings, client: WebClient, *, clock: Callable[[], float] = time.monotonic):
-        self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins)
+        oncall = frozenset({settings.oncall_group}) if settings.oncall_group else frozenset()
+        self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins, oncall)
         self.client = client
         self.ttl = settings.usergroup_cache_seconds
         self.clock = clock
@@ -53,6 +57,22 @@ class RoleDirectory:
         return members
 
     def roles(self, user: str) -> Roles:
-        """The user's roles now."""
-        members = {group: self._members(group) for group in self.config.groups()}
-        return roles_of(user, self.config, members)
+        """The user's roles now (both must be known: raises RolesUnavailable when Slack cannot say)."""
+        return roles_of(user, self.config, self._members)
+
+    def for_request(self, user: str) -> Roles:
+        """Roles for asking: whether they may ask must be known; an approver Slack cannot confirm asks as anyone."""
+        requester = is_requester(user, self.config, self._members)
+        try:
+            approver = requester and is_approver(user, self.config, self._members)
+        except RolesUnavailable:
+            approver = False  # the safe side: the request waits for an approver instead of running at once
+        return Roles(requester=requester, approver=approver)
+
+    def for_decision(self, user: str) -> Roles:
+        """Roles for approving or rejecting: only whether they are an approver is looked up."""
+        return Roles(requester=False, approver=is_approver(user, self.config, self._members))
+
+    def may_take_disputes(self, user: str) -> bool:
+        """Approvers, admins and ONCALL_GROUP members may take a dispute."""
+        return is_oncall(user, self.config, self._members)

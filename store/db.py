@@ -62,14 +62,49 @@ def _alive(conn: psycopg.Connection) -> None:
             raise psycopg.OperationalError("connection broken")
 
 
+# SQLSTATE classes and codes that say the server (not one statement or its data) is in trouble:
+# connection exceptions, insufficient resources, shutdown or restart, system errors. The rest of
+# psycopg's OperationalError (program limits, canceled queries, lock and deadlock failures) are
+# about one statement: treating them as an outage would retry that statement for ever.
+_OUTAGE_CLASSES = frozenset({"08", "53", "58", "F0"})
+_OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05"})
+
+
+def is_outage(exc: BaseException, conn: psycopg.Connection | None = None) -> bool:
+    """Whether an error means the database is unreachable or failing, rather than refusing one statement."""
+    if isinstance(exc, PoolTimeout) or (conn is not None and (conn.closed or conn.broken)):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    # No SQLSTATE: libpq itself failed (refused, reset, closed), before or without a server answer.
+    return state is None or state[:2] in _OUTAGE_CLASSES or state in _OUTAGE_STATES
+
+
+def message(exc: BaseException) -> str:
+    """An error's class and primary message, fit for logs and last_error: never a row's contents.
+
+    psycopg's str() appends the server's DETAIL and CONTEXT lines ("Failing row contains (...)",
+    the JSON around a bad token), which carry customer data.
+    """
+    text = ""
+    if isinstance(exc, psycopg.Error):
+        text = exc.diag.message_primary or ""
+    text = text or (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @contextmanager
 def connection(pool: ConnectionPool, *, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-    """An autocommit connection; database trouble becomes DatabaseUnavailable."""
+    """An autocommit connection; the database being unreachable becomes DatabaseUnavailable."""
+    conn: psycopg.Connection | None = None
     try:
         with pool.connection(timeout=timeout) as conn:
             yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable() from exc
+    except (PoolTimeout, psycopg.Error) as exc:
+        if is_outage(exc, conn):
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 @contextmanager

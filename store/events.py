@@ -9,6 +9,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from domain.errors import Unstorable
+from store import db
+
 RECORD = """
 INSERT INTO stripe_events (id, type, account, api_version, livemode, stripe_created, payload, source,
                            next_attempt_at)
@@ -18,12 +21,17 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
-# The oldest due event that no other worker holds.
+# The oldest due event that no other worker holds. The payload comes as text, decoded by the
+# caller where a failure is that event's alone. stripe_created comes as Python can hold it:
+# Postgres keeps years that datetime refuses (before 1, after 9999), and one such row must not
+# make every claim (or listing, below) fail; a day's margin covers the session time zone.
 CLAIM = """
-SELECT id, type, account, payload, attempts, stripe_created, received_at
+SELECT id, type, account, payload::text AS body, attempts,
+       least(greatest(stripe_created, '0001-01-02 00:00+00'), '9999-12-30 00:00+00') AS stripe_created,
+       received_at
 FROM stripe_events
 WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s
-ORDER BY stripe_created, received_at
+ORDER BY stripe_events.stripe_created, received_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
@@ -41,8 +49,10 @@ WHERE id = %(id)s
 """
 
 LIST = """
-SELECT id, type, status, attempts, last_error, next_attempt_at, stripe_created, received_at, source
-FROM stripe_events WHERE status = ANY(%(statuses)s) ORDER BY stripe_created LIMIT %(limit)s
+SELECT id, type, status, attempts, last_error, next_attempt_at,
+       least(greatest(stripe_created, '0001-01-02 00:00+00'), '9999-12-30 00:00+00') AS stripe_created,
+       received_at, source
+FROM stripe_events WHERE status = ANY(%(statuses)s) ORDER BY stripe_events.stripe_created LIMIT %(limit)s
 """
 
 REPLAY = """
@@ -63,7 +73,7 @@ class Claimed:
     id: str
     type: str
     account: str | None
-    payload: dict[str, Any]
+    body: str  # the event's JSON
     attempts: int
     stripe_created: datetime
     received_at: datetime
@@ -85,12 +95,19 @@ class EventRow:
 
 
 def record(conn: psycopg.Connection, event: dict[str, Any], payload: str, *, source: str = "webhook") -> bool:
-    """Store an event by its id; False when it was already stored (a redelivery)."""
-    row = conn.execute(RECORD, {
-        "id": event["id"], "type": event["type"], "account": event.get("account"),
-        "api_version": event.get("api_version"), "livemode": bool(event.get("livemode")),
-        "created": event["created"], "payload": payload, "source": source,
-    }).fetchone()
+    """Store an event by its id; False when it was already stored (a redelivery).
+
+    Raises Unstorable when the database refuses the event's data (JSON it cannot hold, an id too
+    long to index): storing it again would fail the same way.
+    """
+    try:
+        row = conn.execute(RECORD, {
+            "id": event["id"], "type": event["type"], "account": event.get("account"),
+            "api_version": event.get("api_version"), "livemode": bool(event.get("livemode")),
+            "created": event["created"], "payload": payload, "source": source,
+        }).fetchone()
+    except (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded) as exc:
+        raise Unstorable(db.message(exc)) from exc
     return row is not None
 
 
@@ -107,8 +124,9 @@ def finish(conn: psycopg.Connection, event_id: str, *, ignored: bool, now: datet
 
 def fail(conn: psycopg.Connection, event_id: str, *, error: str, dead: bool, retry_at: datetime) -> None:
     """Record a failed attempt: retried at retry_at, or dead-lettered (kept and listed)."""
-    conn.execute(FAIL, {"id": event_id, "status": "dead" if dead else "failed", "error": error[:2000],
-                        "retry_at": retry_at})
+    # Postgres text cannot hold U+0000, and an error message may quote the payload.
+    conn.execute(FAIL, {"id": event_id, "status": "dead" if dead else "failed",
+                        "error": error[:2000].replace("\x00", "\ufffd"), "retry_at": retry_at})
 
 
 def listing(conn: psycopg.Connection, statuses: list[str], limit: int = 100) -> list[EventRow]:

@@ -30,6 +30,7 @@ VALUES (%(payment_id)s, %(charge_id)s, %(account)s, %(amount)s, %(currency)s, %(
         CASE WHEN %(approvals_needed)s = 0 THEN %(requested_by)s END,
         CASE WHEN %(approvals_needed)s = 0 THEN %(now)s END,
         %(expires_at)s, %(now)s, %(now)s)
+ON CONFLICT DO NOTHING
 RETURNING {COLUMNS}
 """
 
@@ -139,11 +140,9 @@ def lock_payment(conn: psycopg.Connection, payment_id: str) -> bool:
     return conn.execute(LOCK_PAYMENT, {"payment_id": payment_id}).fetchone() is not None
 
 
-def create(conn: psycopg.Connection, **values) -> RefundRequest:
-    """Insert a request (pending, or approved at once when it needs no approval)."""
-    row = _one(conn, CREATE, values)
-    assert row is not None
-    return row
+def create(conn: psycopg.Connection, **values) -> RefundRequest | None:
+    """Insert a request (pending, or approved at once); None when one is already pending for the payment."""
+    return _one(conn, CREATE, values)
 
 
 def get(conn: psycopg.Connection, request_id: int) -> RefundRequest | None:

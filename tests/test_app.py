@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -154,3 +155,38 @@ def test_in_socket_mode_there_is_no_http_route_for_slack(make_server_for, settin
     unsigned = web.http.post(f"{web.url}/slack/events", data=b"command=%2Frefunds&text=help", timeout=5)
     assert unsigned.status_code == 404
     assert web.http.get(f"{web.url}/healthz").status_code == 200
+
+
+METRICS_TOKEN = "scrape-me-0123456789abcdef"
+
+
+@pytest.mark.parametrize(("authorization", "status"), [
+    (None, 401),
+    (f"Bearer {METRICS_TOKEN}", 200),
+    (f"bearer  {METRICS_TOKEN} ", 200),  # the scheme is case-insensitive (RFC 7235)
+    ("Bearer wrong-token-0123456789abcdef", 401),
+    (f"Bearer {METRICS_TOKEN}x", 401),
+    (f"Basic {METRICS_TOKEN}", 401),
+    ("Bearer", 401),
+    ("Bearer é-not-ascii", 401),  # compare_digest refuses non-ASCII text: must not become a 500
+])
+def test_metrics_need_the_token_when_one_is_set(make_server_for, settings, slack, caplog, authorization: str | None,
+                                                status: int) -> None:
+    web = make_server_for(replace_settings(settings, metrics_token=METRICS_TOKEN), slack)
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    resp = web.http.get(f"{web.url}/metrics", headers=headers, timeout=10)
+    assert resp.status_code == status
+    if status == 401:
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "refund_desk_" not in resp.text and resp.json()["reason"]
+    else:
+        assert "refund_desk_database_up 1.0" in resp.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_the_metrics_token_guards_nothing_else(make_server_for, settings, slack) -> None:
+    web = make_server_for(replace_settings(settings, metrics_token=METRICS_TOKEN), slack)
+    assert web.http.get(f"{web.url}/healthz").status_code == 200
+    assert web.http.get(f"{web.url}/readyz").status_code == 200
+    resp, _ = web.slash("help")
+    assert resp.status_code == 200

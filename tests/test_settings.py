@@ -74,3 +74,14 @@ def test_config_file_fills_in_and_the_environment_wins(tmp_path) -> None:
     path.write_text("NOT_A_SETTING = 1\n")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_settings({**GOOD, "REFUND_DESK_CONFIG": str(path)}, require="web")
+
+
+def test_metrics_token_is_optional_checked_and_never_shown() -> None:
+    assert load_settings(GOOD, require="web").metrics_token is None
+    token = "Zm9v-0123456789-abcdef"
+    s = load_settings({**GOOD, "METRICS_TOKEN": token}, require="web")
+    assert s.metrics_token == token and token not in repr(s)
+    for bad in ("short", "has spaces in the middle of it", "ünicode-0123456789abcdef"):
+        with pytest.raises(ConfigError, match="METRICS_TOKEN should be at least 16 printable ASCII") as err:
+            load_settings({**GOOD, "METRICS_TOKEN": bad}, require="web")
+        assert bad not in str(err.value)

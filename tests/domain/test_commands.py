@@ -67,17 +67,20 @@ from domain.commands import Pending, RequestRefund, Stats  # noqa: E402
 @pytest.mark.parametrize(
     ("text", "command"),
     [
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa", RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa all", RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa")),
         ("request ch_3MtwBwLkdIwHu7ix2Xw0YB5M 25.50", RequestRefund("ch_3MtwBwLkdIwHu7ix2Xw0YB5M", "25.50")),
         ("request pi_3MtwBwLkdIwHu7ix28a3tqPa $1,000 duplicate charged twice",
          RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "$1,000", "duplicate", "charged twice")),
-        ("REQUEST pi_3MtwBwLkdIwHu7ix28a3tqPa fraud card stolen",
+        ("REQUEST pi_3MtwBwLkdIwHu7ix28a3tqPa ALL fraud card stolen",
          RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "fraudulent", "card stolen")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 12,50 dup twice",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "12,50", "duplicate", "twice")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 5.120 KWD",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "5.120 KWD")),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 10 try again tomorrow",
+         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "10", "requested_by_customer", "try again tomorrow")),
         ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 500 ¥ wrong size",
          RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "500", "requested_by_customer", "¥ wrong size")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa please refund, customer is upset",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "requested_by_customer",
-                       "please refund, customer is upset")),
         ("pending", Pending()),
         ("stats", Stats("30d")),
         ("stats 7d", Stats("7d")),
@@ -97,8 +100,30 @@ def test_request_pending_stats(text: str, command) -> None:
         ("request hello", "is not a payment id"),
         ("stats forever", "One of today"),
         ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 1 customer " + "x" * 2001, "too long"),
+        # Everything refundable is asked for explicitly, never by leaving the amount out.
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa", "How much?"),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa fraud card stolen", "How much?"),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa please refund, customer is upset", "is not an amount"),
     ],
 )
 def test_bad_requests_explain_themselves(text: str, says: str) -> None:
     cmd = parse(text)
     assert isinstance(cmd, Help) and says in cmd.problem
+
+
+# Every amount the red team typed in the amount's place: none may become a note (and so "everything").
+RED_TEAM_AMOUNTS = ["25.5O", "NaN", "inf", "1e309", "1e2", "10e-1", "10k", "0x10", "½", "²", "10.5.5", "1'000",
+                    "ten", "-5", "+5", "٣", "1_000"]
+
+
+@pytest.mark.parametrize("amount", RED_TEAM_AMOUNTS)
+def test_a_mistyped_amount_is_refused_never_read_as_a_note(amount: str) -> None:
+    cmd = parse(f"request pi_3MtwBwLkdIwHu7ix28a3tqPa {amount} duplicate customer charged twice")
+    assert isinstance(cmd, Help), cmd
+    assert "is not an amount" in (cmd.problem or "")
+
+
+@pytest.mark.parametrize("amount", ["USD10", "10USD", "$10", "€12,50", "1,234", "12,50", ".5"])
+def test_amount_shapes_reach_the_currency_check(amount: str) -> None:
+    cmd = parse(f"request pi_3MtwBwLkdIwHu7ix28a3tqPa {amount} duplicate")
+    assert cmd == RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", amount, "duplicate")

@@ -6,7 +6,17 @@ import pytest
 
 from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
 from domain.money import parse_money
-from domain.policy import RoleConfig, Roles, approvals_needed, refusal_to_decide, refusal_to_refund, roles_of
+from domain.policy import (
+    RoleConfig,
+    Roles,
+    approvals_needed,
+    is_approver,
+    is_oncall,
+    is_requester,
+    refusal_to_decide,
+    refusal_to_refund,
+    roles_of,
+)
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 MEMBERS = {"S0APPROVERS": frozenset({"U0MGR1", "U0MGR2"}), "S0SUPPORT": frozenset({"U0AGENT"})}
@@ -32,6 +42,44 @@ def test_unset_requesters_means_everyone_and_unset_approvers_means_nobody_but_ad
     open_config = RoleConfig(requesters=None, approvers=None, admins=frozenset())
     assert roles_of("U0ANYONE", open_config, {}) == Roles(True, False)
     assert CONFIG.groups() == {"S0APPROVERS", "S0SUPPORT"}
+
+
+@pytest.mark.parametrize("principal", ["S0APPROVERS", "S0SUPPORT", "C0CHANNEL", "", "u0mgr1", "U0MGR1 "])
+def test_a_group_or_anything_but_a_user_id_is_never_a_user(principal: str) -> None:
+    config = RoleConfig(requesters=frozenset({"S0SUPPORT", principal}), approvers=frozenset({"S0APPROVERS", principal}),
+                        admins=frozenset({principal}))
+    assert roles_of(principal, config, MEMBERS) == Roles(False, False)
+    assert not is_approver(principal, RoleConfig(None, frozenset({principal}), frozenset()), {})
+
+
+def _unreachable(group: str) -> frozenset[str]:
+    raise LookupError(f"{group} should not have been looked up")
+
+
+def test_a_user_named_directly_needs_no_group_lookup() -> None:
+    assert is_requester("U0SOLO", CONFIG, _unreachable)
+    assert is_approver("U0ADMIN", CONFIG, _unreachable)
+    with pytest.raises(LookupError):
+        is_approver("U0MGR1", CONFIG, _unreachable)
+
+
+def test_only_the_groups_of_the_role_checked_are_looked_up() -> None:
+    looked_up: list[str] = []
+
+    def members(group: str) -> frozenset[str]:
+        looked_up.append(group)
+        return MEMBERS.get(group, frozenset())
+
+    assert is_requester("U0AGENT", CONFIG, members)
+    assert looked_up == ["S0SUPPORT"]
+
+
+def test_oncall_is_approvers_admins_and_the_oncall_group() -> None:
+    config = RoleConfig(requesters=None, approvers=frozenset({"S0APPROVERS"}), admins=frozenset({"U0ADMIN"}),
+                        oncall=frozenset({"S0ONCALL"}))
+    members = {**MEMBERS, "S0ONCALL": frozenset({"U0ENGINEER"})}
+    assert [is_oncall(u, config, members) for u in ("U0MGR1", "U0ADMIN", "U0ENGINEER", "U0AGENT", "S0ONCALL")] == [
+        True, True, True, False, False]
 
 
 THRESHOLDS = {m.currency: m.amount for m in map(parse_money, ["5000 USD", "750000 JPY", "1500 KWD"])}

@@ -104,7 +104,9 @@ def test_every_fixture_dispute_event_raises_one_alert(web: LiveServer, name: str
     assert ("Inquiry" in shown) == obj["status"].startswith("warning_")
 
 
-def test_assign_to_me_records_the_owner_once(web: LiveServer, conn) -> None:
+def test_assign_to_me_records_the_owner_once(make_server_for, settings, slack, conn) -> None:
+    web = make_server_for(replace_settings(settings, oncall_group="S0ONCALL"), slack)
+    slack.set_usergroup("S0ONCALL", ["U0ONCALL1", "U0ONCALL2"])
     event = _history(due_by=1_790_600_000)[0]
     _send(web, [event])
     dispute_id = event["data"]["object"]["id"]

@@ -43,6 +43,21 @@ def _reply(web: LiveServer, resp_key: tuple, timeout: float = 15) -> str:
     return web.slack.responses(key)[-1]["text"]
 
 
+def _draft_id(web: LiveServer, resp_key: tuple) -> str:
+    """The draft id behind the Confirm button of a refund that would run at once."""
+    _reply(web, resp_key)
+    answer = web.slack.responses(resp_key[1])[-1]
+    buttons = [e for b in answer.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]]
+    [confirm] = [b for b in buttons if b["action_id"] == ids.CONFIRM_REFUND]
+    return confirm["value"]
+
+
+def _confirm(web: LiveServer, resp_key: tuple, user: str) -> str:
+    """Click Confirm on a refund that would run at once; return what the click answered first."""
+    draft = _draft_id(web, resp_key)
+    return _reply(web, web.click(ids.CONFIRM_REFUND, draft, user=user, channel="C0SUPPORT1"))
+
+
 def _request(web: LiveServer, conn, request_id: int):
     conn.rollback()
     return store.get(conn, request_id)
@@ -131,11 +146,13 @@ def test_concurrent_requests_never_refund_more_than_captured(desk: LiveServer, s
     _reply(desk, desk.slash(pi, user_id=MANAGER))  # the payment is in the store
     with ThreadPoolExecutor(20) as pool:
         asks = list(pool.map(lambda _: desk.slash(f"request {pi} 30", user_id=MANAGER), range(20)))
-    texts = [_reply(desk, a) for a in asks]
+        drafts = [_draft_id(desk, a) for a in asks]  # each shows $30.00 and waits for Confirm
+        clicks = list(pool.map(lambda d: desk.click(ids.CONFIRM_REFUND, d, user=MANAGER), drafts))
+    texts = [_reply(desk, c) for c in clicks]
     desk.slack.wait_for(lambda calls: len(_refunds_created(stripe_api)) >= 3, timeout=30)
     refunded = stripe_api.object(charge)["amount_refunded"]
     assert refunded == 9000 and len(_refunds_created(stripe_api)) == 3
-    refused = [t for t in texts if t.startswith("Not requested")]
+    refused = [t for t in texts if t.startswith("Not refunded")]
     assert len(refused) == 17 and all("still refundable" in t or "fully refunded" in t for t in refused), refused[:3]
 
 
@@ -161,7 +178,11 @@ def test_nobody_approves_their_own_request_and_only_approvers_decide(desk: LiveS
 def test_threshold_boundaries(desk: LiveServer, stripe_api, conn, currency: str, amount_text: str,
                               status: str) -> None:
     pi = stripe_api.add_payment(200000000, currency)["payment_intent"]["id"]
-    said = _reply(desk, desk.slash(f"request {pi} {amount_text}", user_id=MANAGER))
+    asked = desk.slash(f"request {pi} {amount_text}", user_id=MANAGER)
+    said = _reply(desk, asked)
+    if status == "approved":
+        assert "now? You are an approver" in said
+        said = _confirm(desk, asked, MANAGER)
     request_id = int(said.split("#")[1].split(":")[0])
     expected_text = "runs at once" if status == "approved" else "waiting for an approver"
     assert expected_text in said
@@ -246,7 +267,7 @@ def test_a_timeout_leaves_it_sent_and_recovery_learns_the_outcome(desk: LiveServ
 
 def test_rejection_needs_a_reason_and_tells_everyone(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    said = _reply(desk, desk.slash(f"request {pi}", user_id=AGENT))
+    said = _reply(desk, desk.slash(f"request {pi} all", user_id=AGENT))
     request_id = int(said.split("#")[1].split(":")[0])
     resp, _ = desk.click(ids.REJECT_REQUEST, str(request_id), user=MANAGER)
     desk.slack.wait_for(lambda calls: any(c.method == "views.open" for c in calls))
@@ -319,7 +340,7 @@ def test_payments_that_cannot_be_refunded_are_refused_with_the_reason(desk: Live
             metadata={}, idempotency_key="k-full", account=None)["id"], "succeeded")
     if setup == "disputed":
         stripe_api.add_dispute(seeded["charge"]["id"])
-    said = _reply(desk, desk.slash(f"request {seeded['payment_intent']['id']}", user_id=AGENT))
+    said = _reply(desk, desk.slash(f"request {seeded['payment_intent']['id']} all", user_id=AGENT))
     assert said.startswith("Not requested") and says in said
 
 
@@ -377,16 +398,17 @@ def test_only_requesters_may_ask_but_anyone_may_look_up(make_server_for, setting
     desk = make_server_for(replace_settings(settings, requesters=frozenset({"U0SUPPORT1"}),
                                             approvers=frozenset({"S0APPROVERS"})), slack)
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    assert "not allowed to ask for refunds" in _reply(desk, desk.slash(f"request {pi}", user_id="U0STRANGER"))
+    assert "not allowed to ask for refunds" in _reply(desk, desk.slash(f"request {pi} all", user_id="U0STRANGER"))
     assert "$50.00" in _reply(desk, desk.slash(pi, user_id="U0STRANGER"))
-    assert "waiting for an approver" in _reply(desk, desk.slash(f"request {pi}", user_id=AGENT))
+    assert "waiting for an approver" in _reply(desk, desk.slash(f"request {pi} all", user_id=AGENT))
 
 
 def test_splitting_a_refund_does_not_dodge_the_threshold(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(2000000, "usd")["payment_intent"]["id"]  # $20,000
-    said = [_reply(desk, desk.slash(f"request {pi} 2500", user_id=MANAGER)) for _ in range(3)]
+    said = [_confirm(desk, desk.slash(f"request {pi} 2500", user_id=MANAGER), MANAGER) for _ in range(2)]
     assert "runs at once" in said[0] and "runs at once" in said[1]  # $5,000 in all: at the threshold
-    assert "waiting for an approver" in said[2], said[2]  # $7,500 would be above it
+    third = _reply(desk, desk.slash(f"request {pi} 2500", user_id=MANAGER))
+    assert "waiting for an approver" in third, third  # $7,500 would be above it
 
 
 def _approved_and_sent(desk: LiveServer, stripe_api, conn, amount: str) -> tuple[int, str, str]:
