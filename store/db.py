@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,6 +93,26 @@ def message(exc: BaseException) -> str:
         text = exc.diag.message_primary or ""
     text = text or (str(exc).splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class RowDetailFilter(logging.Filter):
+    """Keeps psycopg's DETAIL lines (a failing row's contents, customer emails) out of every log record.
+
+    A traceback prints str(exc), which for psycopg includes DETAIL; the record keeps its stack but
+    shows the error as message() does.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite records that carry a psycopg error; never drop one."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, psycopg.Error):
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            record.msg = f"{record.getMessage()} [{message(exc)}]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = f"Traceback (most recent call last):\n{stack.rstrip()}"
+        return True
 
 
 @contextmanager
