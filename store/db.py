@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import traceback
 import select
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
