@@ -7,14 +7,13 @@ import logging
 
 from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
 import bot
 from bot.guard import SlackGuard
 from domain.clock import utcnow
 from handlers import webhook
-from services import metrics, oncall
+from services import metrics, oncall, slack_delivery
 from services.deps import Deps
 from services.roles import RoleDirectory
 from services.stripe_gateway import StripeGateway, build_client
@@ -37,13 +36,13 @@ def configure_logging(settings: Settings) -> None:
 def build_deps(settings: Settings, *, database_url: str | None = None) -> Deps:
     """Open the pool and build the clients a process shares."""
     pool = db.open_pool(database_url or db.database_url(settings), max_size=settings.db_pool_max)
-    slack = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=5)
+    slack = slack_delivery.build_client(settings.slack_bot_token, settings.slack_api_url)
 
     def key_rejected(kind: str) -> None:
         oncall.report_key_problem(pool, settings, kind, utcnow())
 
     gateway = StripeGateway(build_client(settings), on_key_rejected=key_rejected)
-    return Deps(settings=settings, pool=pool, stripe=gateway, roles=RoleDirectory(settings, slack))
+    return Deps(settings=settings, pool=pool, stripe=gateway, slack=slack, roles=RoleDirectory(settings, slack))
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:

@@ -190,7 +190,7 @@ def events_backfill(since, until) -> None:
     from datetime import UTC, timedelta
 
     from domain.clock import utcnow
-    from services.backfill import backfill
+    from handlers.backfill import backfill
     from services.stripe_gateway import build_client
 
     settings, pool = _db_pool()

@@ -7,9 +7,8 @@ import logging
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot import actions, commands, views
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -23,15 +22,7 @@ def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool =
     HTTP requests are signature-checked by Bolt, or, with checked_upstream, by bot.guard in front of it
     (its only way in, which then need not be checked twice).
     """
-    from bot import actions, commands, views
-
     settings = deps.settings
-    # The token reaches each request's client through authorize() below.
-    client = WebClient(
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],
-    )
 
     # Authorization from settings, without an auth.test call on each process's first request:
     # a Slack outage must not stop the app from answering what it can.
@@ -42,7 +33,8 @@ def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool =
     app = App(
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
         # Only the Socket Mode app skips the check: its requests come over Slack's own socket.
-        client=client,
+        # The process's one Slack client (built in app.py): Bolt hands each listener a copy with the token.
+        client=deps.slack,
         authorize=authorize,
         # Listeners answer inside the request (store hits); slow work goes to lazy listeners.
         # This is also what Socket Mode and FaaS need, and it avoids Bolt's ack polling loop.

@@ -8,15 +8,14 @@ import re
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import ids, request_blocks
 from domain.clock import utcnow
 from domain.errors import DeskError
 from domain.models import Draft, RefundRequest
-from domain.policy import refusal_to_decide, refusal_to_refund
+from domain.policy import refusal_to_refund
+from messages import ids
+from messages import requests as request_blocks
 from services import lookup, oncall, refund_requests
 from services.deps import Deps
-from store import db
-from store import requests as request_store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def register(app: App, deps: Deps) -> None:
         if isinstance(result, Draft):
             _ephemeral(respond, request_blocks.confirm_text(result), blocks=request_blocks.confirm_blocks(result))
         else:
-            _ephemeral(respond, request_blocks.filed_text(result, deps.settings))
+            _ephemeral(respond, request_blocks.filed_text(result, deps.settings.approvals_channel))
 
     def open_request_modal(body: dict, respond: Respond, client: WebClient) -> None:
         user = body["user"]["id"]
@@ -87,8 +86,8 @@ def register(app: App, deps: Deps) -> None:
         except DeskError as exc:
             _ephemeral(respond, f"Not refunded: {exc.message}", replace=True)
             return
-        _ephemeral(respond, request_blocks.filed_text(req, deps.settings), replace=True)
-        done = refund_requests.run_if_approved(deps.requests, req, now=utcnow())
+        _ephemeral(respond, request_blocks.filed_text(req, deps.settings.approvals_channel), replace=True)
+        done = refund_requests.run_approved(deps.requests, req.id, now=utcnow())
         if done is not None:
             _ephemeral(respond, request_blocks.outcome_text(done))
 
@@ -111,7 +110,7 @@ def register(app: App, deps: Deps) -> None:
         except DeskError as exc:
             _ephemeral(respond, exc.message)
             return
-        refund_requests.run_if_approved(deps.requests, req, now=utcnow())
+        refund_requests.run_approved(deps.requests, req.id, now=utcnow())
 
     def open_reject_modal(body: dict, respond: Respond, client: WebClient) -> None:
         user = body["user"]["id"]
@@ -121,17 +120,9 @@ def register(app: App, deps: Deps) -> None:
             return
         try:
             roles = deps.roles.for_decision(user)
-            with db.connection(deps.pool) as conn:
-                req = request_store.get(conn, request_id)
+            req = refund_requests.for_rejection(deps.requests, request_id, user=user, roles=roles)
         except DeskError as exc:
             _ephemeral(respond, exc.message)
-            return
-        if req is None:
-            _ephemeral(respond, "That request does not exist.")
-            return
-        refusal = refusal_to_decide(user, roles, req.requested_by, req.status, ())
-        if refusal:
-            _ephemeral(respond, refusal)
             return
         client.views_open(trigger_id=body["trigger_id"], view=request_blocks.reject_modal(req))
 

@@ -6,12 +6,13 @@ import logging
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks, request_blocks
 from bot.background import later
 from domain.clock import utcnow
 from domain.commands import Help, Lookup, Pending, RequestRefund, Stats, parse
 from domain.errors import DatabaseUnavailable, DeskError, NotFound
 from domain.models import Draft
+from messages import blocks
+from messages import requests as request_blocks
 from services import lookup, refund_requests
 from services.deps import Deps
 
@@ -88,6 +89,6 @@ def register(app: App, deps: Deps) -> None:
                     blocks=request_blocks.confirm_blocks(result))
             return
         respond(replace_original=True, response_type="ephemeral",
-                text=request_blocks.filed_text(result, deps.settings))
+                text=request_blocks.filed_text(result, deps.settings.approvals_channel))
 
     app.command(COMMAND)(answer)

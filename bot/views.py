@@ -7,10 +7,11 @@ import re
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot import ids, request_blocks
 from domain.clock import utcnow
 from domain.errors import DeskError
 from domain.models import Draft
+from messages import ids
+from messages import requests as request_blocks
 from services import refund_requests
 from services.deps import Deps
 
@@ -80,7 +81,7 @@ def register(app: App, deps: Deps) -> None:
 
     def execute_after(context: BoltContext) -> None:
         if context.get(_EXECUTE):
-            refund_requests.execute(deps.requests, context[_EXECUTE], now=utcnow())
+            refund_requests.run_approved(deps.requests, context[_EXECUTE], now=utcnow())
 
     def submit_reject(ack: Ack, body: dict, view: dict) -> None:
         user = body["user"]["id"]

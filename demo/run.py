@@ -13,8 +13,8 @@ import psycopg
 import requests
 from werkzeug.serving import make_server
 
-from bot import ids
 from demo.render import message
+from messages import ids
 from settings import Settings, load_settings
 from standins.signing import stripe_signature
 from standins.slack_api import SlackStandIn

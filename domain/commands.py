@@ -5,18 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from domain.ids import KINDS, kind_of
 from domain.money import could_be_amount, is_currency_code
 
-ID_KINDS = {
-    "pi": "payment",
-    "ch": "payment",
-    "py": "payment",
-    "re": "refund",
-    "pyr": "refund",
-    "dp": "dispute",
-    "du": "dispute",
-}
-_ID_RE = re.compile(r"\b((?:pi|ch|pyr|py|re|dp|du)_[A-Za-z0-9]{6,250})\b")
+_ID_RE = re.compile(r"\b((?:" + "|".join(sorted(KINDS, key=len, reverse=True)) + r")_[A-Za-z0-9]{6,250})\b")
 _LOOKS_LIKE_ID = re.compile(r"^[a-z]{2,5}_\S*$")
 
 USAGE = """\
@@ -61,7 +53,7 @@ class Lookup:
     @property
     def kind(self) -> str:
         """payment, refund or dispute."""
-        return ID_KINDS[self.stripe_id.split("_", 1)[0]]
+        return kind_of(self.stripe_id) or "payment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +90,7 @@ def _parse_request(words: list[str]) -> Command:
     if not words:
         return Help(f"Which payment? {REQUEST_USAGE}")
     found = _ID_RE.search(words[0])
-    if not found or ID_KINDS[found.group(1).split("_", 1)[0]] != "payment":
+    if not found or kind_of(found.group(1)) != "payment":
         return Help(f"`{_short(words[0])}` is not a payment id (`pi_…` or `ch_…`). {REQUEST_USAGE}")
     rest = words[1:]
     if not rest or rest[0].lower() in REASONS:

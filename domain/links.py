@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from domain.ids import kind_of
+
 DASHBOARD = "https://dashboard.stripe.com"
 
 
 def dashboard_url(stripe_id: str, *, livemode: bool, account: str | None = None) -> str:
     """The Dashboard page of a payment, refund's payment, or dispute."""
-    prefix = stripe_id.split("_", 1)[0]
-    section = "disputes" if prefix in {"dp", "du"} else "payments"
+    section = "disputes" if kind_of(stripe_id) == "dispute" else "payments"
     parts = [DASHBOARD]
     if account:
         parts.append(account)

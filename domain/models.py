@@ -123,6 +123,42 @@ class RefundRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class FraudWarning:
+    """A Radar early fraud warning: the issuer reports fraud on a charge, before any dispute."""
+
+    id: str
+    charge_id: str | None
+    payment_intent_id: str | None
+    account: str | None
+    fraud_type: str
+    actionable: bool
+    livemode: bool
+    stripe_created: datetime
+
+    @property
+    def payment_id(self) -> str | None:
+        """The id a person looks up: the payment intent's, else the charge's."""
+        return self.payment_intent_id or self.charge_id
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A Radar review: a payment held for a person to look at."""
+
+    id: str
+    charge_id: str | None
+    payment_intent_id: str | None
+    reason: str | None
+    opened_reason: str | None
+    closed_reason: str | None
+
+    @property
+    def payment_id(self) -> str | None:
+        """The id a person looks up: the payment intent's, else the charge's."""
+        return self.payment_intent_id or self.charge_id
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """A refund that would run at once, waiting for its requester to confirm the exact amount."""
 

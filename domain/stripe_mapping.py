@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.models import Dispute, Payment, Refund
+from domain.models import Dispute, FraudWarning, Payment, Refund, Review
 
 Json = Mapping[str, Any]
 
@@ -88,7 +88,6 @@ def payment_from_charge(charge: Json, *, account: str | None, observed_at: datet
     pi_id = ref_id(charge.get("payment_intent"))
     captured = _captured(charge)
     brand, last4 = _card(charge)
-    outcome = _obj(charge.get("outcome")) or {}
     failed = charge.get("status") == "failed"
     return Payment(
         id=pi_id or charge["id"],
@@ -108,7 +107,7 @@ def payment_from_charge(charge: Json, *, account: str | None, observed_at: datet
         card_brand=brand,
         card_last4=last4,
         description=charge.get("description"),
-        failure_code=(charge.get("failure_code") or outcome.get("reason")) if failed else None,
+        failure_code=decline_code(charge),
         failure_message=charge.get("failure_message") if failed else None,
         stripe_created=ts(charge.get("created")) or observed_at,
         observed_at=observed_at,
@@ -126,7 +125,22 @@ def _payment_status_of_charge(charge: Json) -> str:
 
 def _charge_status(charge: Json) -> str:
     status = charge.get("status") or ("succeeded" if charge.get("paid") else "failed")
-    return status if status in {"succeeded", "pending", "failed"} else "pending"
+    # A status Stripe adds later is kept as it is, not mistaken for one we know.
+    return status if isinstance(status, str) else "pending"
+
+
+def decline_code(charge: Json | None) -> str | None:
+    """Why a charge failed, most specific first: the issuer's reason, then Stripe's code, then the network's."""
+    if not charge or charge.get("status") != "failed":
+        return None
+    outcome = _obj(charge.get("outcome")) or {}
+    return outcome.get("reason") or charge.get("failure_code") or outcome.get("network_status")
+
+
+def decline_code_of_error(error: Json | None) -> str | None:
+    """Why a payment intent's last attempt failed, most specific first (the issuer's code, then Stripe's)."""
+    error = error or {}
+    return error.get("decline_code") or error.get("code")
 
 
 def payment_from_payment_intent(
@@ -161,7 +175,7 @@ def payment_from_payment_intent(
         card_brand=brand,
         card_last4=last4,
         description=pi.get("description"),
-        failure_code=error.get("decline_code") or error.get("code"),
+        failure_code=decline_code_of_error(error),
         failure_message=error.get("message"),
         stripe_created=ts(pi.get("created")) or observed_at,
         observed_at=observed_at,
@@ -213,3 +227,29 @@ def dispute_from_stripe(obj: Json, *, account: str | None, observed_at: datetime
         stripe_created=ts(obj.get("created")) or observed_at,
         observed_at=observed_at,
     )
+
+
+def fraud_warning_from_stripe(efw: Json, *, account: str | None, observed_at: datetime) -> FraudWarning:
+    """An early fraud warning record from a radar.early_fraud_warning object."""
+    return FraudWarning(
+        id=efw["id"],
+        charge_id=ref_id(efw.get("charge")),
+        payment_intent_id=ref_id(efw.get("payment_intent")),
+        account=account,
+        fraud_type=str(efw.get("fraud_type") or "misc"),
+        actionable=bool(efw.get("actionable")),
+        livemode=bool(efw.get("livemode")),
+        stripe_created=ts(efw.get("created")) or observed_at,
+    )
+
+
+def review_from_stripe(review: Json) -> Review:
+    """A Radar review record from a review object."""
+
+    def text(key: str) -> str | None:
+        value = review.get(key)
+        return value if isinstance(value, str) else None
+
+    return Review(id=review["id"], charge_id=ref_id(review.get("charge")),
+                  payment_intent_id=ref_id(review.get("payment_intent")), reason=text("reason"),
+                  opened_reason=text("opened_reason"), closed_reason=text("closed_reason"))

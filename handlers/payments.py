@@ -27,9 +27,9 @@ def on_charge(conn: psycopg.Connection, charge: dict[str, Any], ctx: EventContex
     if saved.changed:
         _audit_payment(conn, saved, ctx)
     if ctx.event_type in {"charge.succeeded", "charge.failed"}:
-        outcome = _outcome(charge)
         alerts.record_outcome(conn, charge_id=charge["id"], account=ctx.account,
-                              succeeded=ctx.event_type == "charge.succeeded", decline_code=outcome, at=ctx.observed_at)
+                              succeeded=ctx.event_type == "charge.succeeded", decline_code=sm.decline_code(charge),
+                              at=ctx.observed_at)
     embedded = (charge.get("refunds") or {}).get("data") if isinstance(charge.get("refunds"), dict) else None
     for refund in embedded or []:
         apply_refund(conn, refund, ctx)
@@ -49,12 +49,5 @@ def on_payment_intent(conn: psycopg.Connection, pi: dict[str, Any], ctx: EventCo
         # The same attempt may also arrive as charge.*; the charge id counts it once.
         alerts.record_outcome(conn, charge_id=charge_id, account=ctx.account,
                               succeeded=ctx.event_type == "payment_intent.succeeded",
-                              decline_code=error.get("decline_code") or error.get("code"), at=ctx.observed_at)
+                              decline_code=sm.decline_code_of_error(error), at=ctx.observed_at)
 
-
-def _outcome(charge: dict[str, Any]) -> str | None:
-    if charge.get("status") != "failed":
-        return None
-    outcome = charge.get("outcome") or {}
-    # outcome.reason is the issuer's decline code (insufficient_funds…); failure_code is coarser.
-    return outcome.get("reason") or charge.get("failure_code") or outcome.get("network_status")

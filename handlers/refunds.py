@@ -7,18 +7,13 @@ from typing import Any
 
 import psycopg
 
-from bot import blocks
 from domain import stripe_mapping as sm
 from domain.models import Refund
 from handlers.registry import EventContext, audit_sync, handles
+from messages import blocks, keys
 from services import refund_requests
 from store import outbox, requests
 from store import payments as store
-
-
-def feed_key(refund_id: str) -> str:
-    """The outbox key of a refund's feed message (replies and updates hang off it)."""
-    return f"feed:{refund_id}"
 
 
 def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContext) -> None:
@@ -48,7 +43,7 @@ def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContex
 def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, after: Refund, ctx: EventContext) -> None:
     view = store.payment_view(conn, after.payment_intent_id or after.charge_id or "")
     message = blocks.refund_feed_message(after, view)
-    key = feed_key(after.id)
+    key = keys.feed(after.id)
     if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         return

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from settings import Settings
+from store import audit
 
 # Event types we may handle (Stripe's names, https://docs.stripe.com/api/events/types).
 KNOWN_TYPES = frozenset({
@@ -41,8 +42,6 @@ class EventContext:
 def audit_sync(conn: psycopg.Connection, ctx: EventContext, saved: Any, action: str, *ids: str | None,
                **details: Any) -> None:
     """Audit a record that an event changed: who (Stripe), what, from which event; once per event and record."""
-    from store import audit
-
     after, before = saved.after, saved.before
     audit.record(
         conn, actor="stripe", surface="webhook", action=action, subject=after.id,

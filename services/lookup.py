@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from domain import stripe_mapping as sm
 from domain.errors import DatabaseUnavailable, NotFound
+from domain.ids import kind_of
 from domain.models import PaymentView
 from services.stripe_gateway import StripeGateway
 from store import payments as store
@@ -39,9 +40,9 @@ def from_stripe(pool: ConnectionPool, gateway: StripeGateway, stripe_id: str, *,
 
     Raises NotFound, StripeUnavailable, StripeRejectedKey or StripeRateLimited.
     """
-    prefix = stripe_id.split("_", 1)[0]
-    if prefix in {"re", "pyr", "dp", "du"}:
-        child = gateway.refund(stripe_id) if prefix in {"re", "pyr"} else gateway.dispute(stripe_id)
+    kind = kind_of(stripe_id)
+    if kind in {"refund", "dispute"}:
+        child = gateway.refund(stripe_id) if kind == "refund" else gateway.dispute(stripe_id)
         parent = sm.ref_id(child.get("payment_intent")) or sm.ref_id(child.get("charge"))
     else:
         parent = stripe_id

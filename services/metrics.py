@@ -10,14 +10,14 @@ import logging
 import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
 from domain.clock import utcnow
 from domain.errors import DatabaseUnavailable
-from store import db, outbox
+from store import db, gauges, outbox
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,6 @@ PROCESSING_SECONDS = Histogram("refund_desk_event_processing_seconds",
                                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
 SLACK_DELIVERIES = Counter("refund_desk_slack_deliveries_total", "Slack outbox delivery attempts by outcome",
                            ["outcome"])
-
-REQUESTS = "SELECT status, count(*) FROM refund_requests GROUP BY status"
-BACKLOG = """
-SELECT status, count(*) FROM stripe_events WHERE status IN ('pending', 'failed', 'dead') GROUP BY status
-"""
-
 
 class DatabaseGauges(Collector):
     """Queue depths and ages, read from Postgres when Prometheus scrapes."""
@@ -54,9 +48,9 @@ class DatabaseGauges(Collector):
         requests = GaugeMetricFamily("refund_desk_refund_requests", "Refund requests by status", labels=["status"])
         try:
             with db.connection(self.pool, timeout=2) as conn:
-                backlog = dict(conn.execute(BACKLOG).fetchall())
+                backlog = gauges.event_backlog(conn)
                 n_queued, n_dead, oldest = outbox.stats(conn)
-                by_status = dict(conn.execute(REQUESTS).fetchall())
+                by_status = gauges.requests_by_status(conn)
         except DatabaseUnavailable:
             up.add_metric([], 0)
             yield up
@@ -76,8 +70,6 @@ def registry_for(pool: ConnectionPool) -> CollectorRegistry:
     """The registry /metrics renders: process counters (or the multiprocess set) plus database gauges."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
         for collector in (WEBHOOKS, EVENTS_APPLIED, SLACK_DELIVERIES, ALERTS, PROCESSING_SECONDS):

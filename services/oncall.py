@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from bot import alert_blocks as ab
 from domain.alerts import Limits, Window, channel_for, incident_step, reminders_due
-from domain.models import Dispute
+from domain.errors import NotFound
+from domain.models import Dispute, FraudWarning, Review
 from domain.policy import refusal_to_refund
+from messages import alerts as ab
+from messages import keys
 from services.metrics import ALERTS
 from settings import Settings
 from store import alerts as store
@@ -50,7 +51,7 @@ def dispute_changed(conn: psycopg.Connection, settings: Settings, before: Disput
     channel = _channel(settings, "disputes", current.account)
     if not channel:
         return
-    key = ab.dispute_key(current.id)
+    key = keys.dispute(current.id)
     view = _view(conn, current.payment_intent_id, current.charge_id)
     message = ab.dispute_message(current, view, now=now)
     if not outbox.exists(conn, key):
@@ -63,32 +64,32 @@ def dispute_changed(conn: psycopg.Connection, settings: Settings, before: Disput
     outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
     # Keyed by event: a replayed funds_withdrawn event is not told twice.
     outbox.enqueue(conn, channel=channel, payload={"text": ab.dispute_change_note(before, current, event_type)},
-                   parent_key=key, message_key=f"dispute-event:{event_id}")
+                   parent_key=key, message_key=keys.dispute_event(event_id))
 
 
 def assign_dispute(pool: ConnectionPool, settings: Settings, dispute_id: str, user: str, now: datetime) -> str:
     """Record who takes a dispute; returns what to tell the person who clicked."""
     with db.transaction(pool) as conn:
         if not store.assign(conn, dispute_id, user):
-            owner = store.owner(conn, dispute_id)
-            return f"<@{owner}> already took this dispute." if owner else "That dispute is not in our records."
+            return ab.assign_answer(dispute_id, owner=store.owner(conn, dispute_id), taken=False)
         dispute = _dispute(conn, dispute_id)
         audit.record(conn, actor=user, surface="slack", action="dispute.assigned", subject=dispute_id,
                      stripe_ids=[dispute_id], at=now)
         channel = _channel(settings, "disputes", dispute.account)
         if channel:
-            key = ab.dispute_key(dispute_id)
+            key = keys.dispute(dispute_id)
             view = _view(conn, dispute.payment_intent_id, dispute.charge_id)
             outbox.enqueue(conn, channel=channel, method="chat.update",
                            payload=ab.dispute_message(dispute, view, now=now), parent_key=key)
-            outbox.enqueue(conn, channel=channel, payload={"text": f"🙋 <@{user}> took this dispute."},
+            outbox.enqueue(conn, channel=channel, payload={"text": ab.dispute_taken_note(user)},
                            parent_key=key)
-    return f"You own `{dispute_id}` now; reminders will mention you."
+    return ab.assign_answer(dispute_id, owner=user, taken=True)
 
 
 def _dispute(conn: psycopg.Connection, dispute_id: str) -> Dispute:
     dispute = payment_store.get_dispute(conn, dispute_id)
-    assert dispute is not None, dispute_id
+    if dispute is None:
+        raise NotFound(f"Dispute {dispute_id} is not in our records.")
     return dispute
 
 
@@ -108,10 +109,9 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
                 if kind == "24h":
                     store.mark_reminded(conn, dispute_id, "72h", now)  # never a 72 h one after the 24 h
                 channel = _channel(settings, "disputes", dispute.account)
-                mention = f"<!subteam^{settings.oncall_group}>" if (settings.oncall_group or "").startswith("S") \
-                    else (f"<@{settings.oncall_group}>" if settings.oncall_group else None)
+                mention = ab.mention(settings.oncall_group)
                 if channel:
-                    outbox.enqueue(conn, channel=channel, parent_key=ab.dispute_key(dispute_id),
+                    outbox.enqueue(conn, channel=channel, parent_key=keys.dispute(dispute_id),
                                    payload=ab.reminder_note(dispute, kind, mention=mention, now=now))
                 audit.record(conn, actor="system", surface="worker", action=f"dispute.reminded_{kind}",
                              subject=dispute_id, stripe_ids=[dispute_id], at=now)
@@ -123,49 +123,44 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
 # --- Radar ----------------------------------------------------------------------------------------------
 
 
-def fraud_warning(conn: psycopg.Connection, settings: Settings, efw: dict[str, Any], *, account: str | None,
-                  observed_at: datetime, event_id: str, now: datetime) -> None:
+def fraud_warning(conn: psycopg.Connection, settings: Settings, efw: FraudWarning, *, observed_at: datetime,
+                  event_id: str, now: datetime) -> None:
     """Store an early fraud warning and alert on it, with a one-click refund when it is actionable."""
-    change = store.save_efw(conn, efw, account, observed_at)
+    change = store.save_efw(conn, efw, observed_at)
     if change is None:
         return
-    audit.record(conn, actor="stripe", surface="webhook", action="early_fraud_warning.synced", subject=efw["id"],
-                 stripe_ids=[i for i in (efw["id"], _id(efw.get("charge")), event_id) if i],
-                 details={"fraud_type": efw.get("fraud_type"), "actionable": efw.get("actionable")},
-                 cause=f"{event_id}:{efw['id']}", at=now)
-    channel = _channel(settings, "disputes", account)
+    audit.record(conn, actor="stripe", surface="webhook", action="early_fraud_warning.synced", subject=efw.id,
+                 stripe_ids=[i for i in (efw.id, efw.charge_id, event_id) if i],
+                 details={"fraud_type": efw.fraud_type, "actionable": efw.actionable},
+                 cause=f"{event_id}:{efw.id}", at=now)
+    channel = _channel(settings, "disputes", efw.account)
     if not channel:
         return
-    view = _view(conn, _id(efw.get("payment_intent")), _id(efw.get("charge")))
+    view = _view(conn, efw.payment_intent_id, efw.charge_id)
     refundable_now = view is None or refusal_to_refund(view, None) is None
-    message = ab.efw_message({**efw, "account": account}, view, refundable_now=refundable_now)
-    key = f"efw:{efw['id']}"
+    message = ab.efw_message(efw, view, refundable_now=refundable_now)
+    key = keys.fraud_warning(efw.id)
     if not outbox.exists(conn, key):
         outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         ALERTS.labels("early_fraud_warning").inc()
     else:
         outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
-        outbox.enqueue(conn, channel=channel, parent_key=key, message_key=f"efw-event:{event_id}",
-                       payload={"text": "Updated: " + ("still actionable." if efw.get("actionable")
-                                                       else "no longer actionable.")})
+        outbox.enqueue(conn, channel=channel, parent_key=key, message_key=keys.fraud_warning_event(event_id),
+                       payload={"text": ab.fraud_warning_update_note(efw.actionable)})
 
 
-def review(conn: psycopg.Connection, settings: Settings, obj: dict[str, Any], *, opened: bool,
-           account: str | None, event_id: str) -> None:
+def review(conn: psycopg.Connection, settings: Settings, obj: Review, *, opened: bool, account: str | None,
+           event_id: str) -> None:
     """A note in the alerts channel when a Radar review opens, and in its thread when it closes."""
     channel = _channel(settings, "alerts", account)
     if not channel:
         return
-    key = f"review:{obj['id']}"
+    key = keys.review(obj.id)
     note = ab.review_note(obj, opened)
     if opened or not outbox.exists(conn, key):
-        outbox.enqueue(conn, channel=channel, payload=note, message_key=key if opened else f"review-event:{event_id}")
+        outbox.enqueue(conn, channel=channel, payload=note, message_key=key if opened else keys.review_event(event_id))
     else:
-        outbox.enqueue(conn, channel=channel, payload=note, parent_key=key, message_key=f"review-event:{event_id}")
-
-
-def _id(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
+        outbox.enqueue(conn, channel=channel, payload=note, parent_key=key, message_key=keys.review_event(event_id))
 
 
 # --- incidents ------------------------------------------------------------------------------------------
@@ -210,25 +205,25 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
             incident_id = store.open_new(conn, kind, window.rate, now, {"attempts": window.attempts,
                                                                         "failures": window.failures, "text": text})
             if incident_id is not None and channel:
-                outbox.enqueue(conn, channel=channel, message_key=f"incident:{incident_id}", payload={"text": text})
+                outbox.enqueue(conn, channel=channel, message_key=keys.incident(incident_id), payload={"text": text})
                 ALERTS.labels(kind).inc()
         elif current is not None and step.action == "worse":
             text = describe(window, "🚨 (worse)")
             store.notified(conn, current.id, window.rate, now, {"text": text})
             if channel:
-                key = f"incident:{current.id}"
+                key = keys.incident(current.id)
                 outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key, payload={"text": text})
                 outbox.enqueue(conn, channel=channel, parent_key=key,
                                payload={"text": describe(window, "⬆️ Worse:"), "reply_broadcast": True})
         elif current is not None and step.action == "recover":
             store.close(conn, current.id, now, step.healthy_since)
             if channel:
-                key = f"incident:{current.id}"
+                key = keys.incident(current.id)
                 text = recovered(window)
                 outbox.enqueue(conn, channel=channel, parent_key=key, payload={"text": text, "reply_broadcast": True})
                 was = current.details.get("text", "")
                 outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key,
-                               payload={"text": f"✅ Resolved. ~{was}~" if was else "✅ Resolved."})
+                               payload={"text": ab.resolved_text(was)})
         elif current is not None and step.healthy_since != current.healthy_since:
             store.health(conn, current.id, step.healthy_since, now)
         if step.action != "none":
@@ -248,7 +243,7 @@ def report_key_problem(pool: ConnectionPool, settings: Settings, kind: str, now:
             return
         incident_id = store.open_new(conn, "stripe_key", None, now, {"kind": kind})
         if incident_id is not None and channel:
-            outbox.enqueue(conn, channel=channel, message_key=f"incident:{incident_id}",
+            outbox.enqueue(conn, channel=channel, message_key=keys.incident(incident_id),
                            payload={"text": ab.key_problem_text(kind)})
             ALERTS.labels("stripe_key").inc()
         audit.record(conn, actor="stripe", surface="system", action="incident.open", subject="stripe_key",
@@ -265,7 +260,7 @@ def _close_key_incident(pool: ConnectionPool, settings: Settings, now: datetime)
         store.close(conn, current.id, now, current.last_seen_at)
         channel = _channel(settings, "alerts", None)
         if channel:
-            outbox.enqueue(conn, channel=channel, parent_key=f"incident:{current.id}",
-                           payload={"text": "✅ No key errors from Stripe for a full window: resolved.",
+            outbox.enqueue(conn, channel=channel, parent_key=keys.incident(current.id),
+                           payload={"text": ab.KEY_RECOVERED,
                                     "reply_broadcast": True})
         return True

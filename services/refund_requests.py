@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from bot import request_blocks as rb
-from bot.blocks import escape
 from domain import stripe_mapping as sm
 from domain.errors import DeskError, NotFound, StripeRateLimited, StripeUnavailable
 from domain.models import Draft, Refund, RefundRequest, refundable
 from domain.money import AmountError, format_amount, parse_amount
 from domain.policy import Roles, approvals_needed, refusal_to_decide, refusal_to_refund
+from messages import keys
+from messages import requests as rb
 from services import lookup
-from services.stripe_gateway import StripeGateway
+from services.deps import Context
 from settings import Settings
 from store import audit, db, drafts, outbox
 from store import payments as payment_store
@@ -54,15 +54,6 @@ class DecisionRefused(DeskError):
     """This decision is not yours to make now."""
 
 
-@dataclass(frozen=True)
-class Context:
-    """What the request workflow needs from the process."""
-
-    pool: ConnectionPool
-    stripe: StripeGateway
-    settings: Settings
-
-
 def _audit(conn: psycopg.Connection, req: RefundRequest, action: str, actor: str, surface: str, now: datetime,
            **details) -> None:
     ids = [i for i in (req.payment_id, req.charge_id, req.stripe_refund_id) if i]
@@ -70,15 +61,16 @@ def _audit(conn: psycopg.Connection, req: RefundRequest, action: str, actor: str
                  details={"amount": req.amount, "currency": req.currency, "status": req.status, **details}, at=now)
 
 
-def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, *, thread: str | None = None,
-              requester: str | None = None, first: bool = False) -> None:
-    """Queue the approval message (or its update), a thread note, and a note to the requester."""
+def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, step: str, *, first: bool = False,
+              **facts: str | None) -> None:
+    """Queue the approval message (or its update), the step's thread note, and its note to the requester."""
+    thread, requester = rb.step_notes(step, req, approvals_channel=settings.approvals_channel, **facts)
     channel = settings.approvals_channel
     livemode = settings.stripe_livemode
     if channel:
         view = payment_store.payment_view(conn, req.payment_id)
         message = rb.approval_message(req, view, livemode=livemode)
-        key = rb.request_key(req.id)
+        key = keys.request(req.id)
         if first:
             outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
         else:
@@ -189,18 +181,8 @@ def _file(conn: psycopg.Connection, ctx: Context, payment_id: str, amount: int |
     _audit(conn, req, "request.created", user, "slack", now, reason=reason, approvals_needed=needed)
     if needed == 0:
         _audit(conn, req, "request.approved", user, "slack", now, why="approver within the threshold, confirmed")
-    where = f"<#{settings.approvals_channel}>" if settings.approvals_channel else "the approvals channel"
-    _announce(conn, ctx.settings, req, first=True,
-              requester=f"waiting for approval in {where}." if needed else
-              "approved at once (you are an approver and it is within the threshold); creating the refund.")
+    _announce(conn, ctx.settings, req, "filed", first=True)
     return req
-
-
-def run_if_approved(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest | None:
-    """The one place that decides "approved, so create the refund now"; None when nothing was run."""
-    if req.status != "approved":
-        return None
-    return execute(ctx, req.id, now=now)
 
 
 # --- deciding -----------------------------------------------------------------------------------------
@@ -216,7 +198,7 @@ def approve(ctx: Context, request_id: int, *, user: str, roles: Roles, now: date
         req = store.get(conn, request_id) or req  # as it is now that we hold the payment
         refusal = refusal_to_decide(user, roles, req.requested_by, req.status, req.approvals)
         if refusal:
-            raise DecisionRefused(_already(req) if req.status != "pending" else refusal)
+            raise DecisionRefused(rb.already_decided(req) if req.status != "pending" else refusal)
         view = payment_store.payment_view(conn, req.payment_id)
         if view is not None:
             money_refusal = refusal_to_refund(view, req.amount)
@@ -224,16 +206,31 @@ def approve(ctx: Context, request_id: int, *, user: str, roles: Roles, now: date
                 raise DecisionRefused(f"{money_refusal} Reject this request, or ask for a smaller amount.")
         updated = store.approve(conn, request_id, user, now)
         if updated is None:
-            raise DecisionRefused(_already(store.get(conn, request_id) or req))
+            raise DecisionRefused(rb.already_decided(store.get(conn, request_id) or req))
         if updated.status == "approved":
             _audit(conn, updated, "request.approved", user, "slack", now)
-            _announce(conn, ctx.settings, updated, thread=f"👍 Approved by <@{user}>. Creating the refund in Stripe…",
-                      requester=f"approved by <@{user}>; the refund is being created.")
+            _announce(conn, ctx.settings, updated, "approved", user=user)
         else:
             _audit(conn, updated, "request.approval_added", user, "slack", now)
-            _announce(conn, ctx.settings, updated,
-                      thread=f"👍 <@{user}> approved (1 of 2); a second approver is needed.")
+            _announce(conn, ctx.settings, updated, "approval_added", user=user)
         return updated
+
+
+def for_rejection(ctx: Context, request_id: int, *, user: str, roles: Roles) -> RefundRequest:
+    """The request a person is about to reject, if they may (the reject modal asks why next)."""
+    with db.connection(ctx.pool) as conn:
+        req = store.get(conn, request_id)
+    if req is None:
+        raise NotFound(f"There is no refund request #{request_id}.")
+    refusal = refusal_to_decide(user, roles, req.requested_by, req.status, ())
+    if refusal:
+        raise DecisionRefused(refusal)
+    return req
+
+
+def run_approved(ctx: Context, request_id: int, *, now: datetime) -> RefundRequest | None:
+    """Create the refund of a request if it is approved (a guarded step: of many callers, one runs it)."""
+    return execute(ctx, request_id, now=now)
 
 
 def reject(ctx: Context, request_id: int, *, user: str, roles: Roles, reason: str, now: datetime) -> RefundRequest:
@@ -247,19 +244,13 @@ def reject(ctx: Context, request_id: int, *, user: str, roles: Roles, reason: st
             raise NotFound(f"There is no refund request #{request_id}.")
         refusal = refusal_to_decide(user, roles, req.requested_by, req.status, ())
         if refusal:
-            raise DecisionRefused(_already(req) if req.status != "pending" else refusal)
+            raise DecisionRefused(rb.already_decided(req) if req.status != "pending" else refusal)
         updated = store.reject(conn, request_id, user, reason, now)
         if updated is None:
-            raise DecisionRefused(_already(store.get(conn, request_id) or req))
+            raise DecisionRefused(rb.already_decided(store.get(conn, request_id) or req))
         _audit(conn, updated, "request.rejected", user, "slack", now, reason=reason)
-        _announce(conn, ctx.settings, updated, thread=f"🚫 Rejected by <@{user}>: {escape(reason)}",
-                  requester=f"rejected by <@{user}>: “{escape(reason)}”")
+        _announce(conn, ctx.settings, updated, "rejected", user=user, reason=reason)
         return updated
-
-
-def _already(req: RefundRequest) -> str:
-    who = f" by <@{req.decided_by}>" if req.decided_by else ""
-    return f"Request #{req.id} was already decided: {req.status}{who}. Nothing was changed."
 
 
 # --- executing ----------------------------------------------------------------------------------------
@@ -298,8 +289,7 @@ def _send(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest:
             if failed is None:
                 return store.get(conn, req.id) or req
             _audit(conn, failed, "refund.refused_by_stripe", "stripe", "worker", now, error=exc.message)
-            _announce(conn, ctx.settings, failed, thread=f"❌ Stripe refused the refund: {escape(exc.message)}",
-                      requester=f"Stripe refused the refund: {escape(exc.message)}")
+            _announce(conn, ctx.settings, failed, "refused_by_stripe", message=exc.message)
             return failed
     return record_refund(ctx, req.id, refund, now=now)
 
@@ -309,7 +299,8 @@ def record_refund(ctx: Context, request_id: int, refund_json: dict, *, now: date
     refund = sm.refund_from_stripe(refund_json, account=None, observed_at=now)
     with db.transaction(ctx.pool) as conn:
         req = store.get(conn, request_id)
-        assert req is not None
+        if req is None:
+            raise NotFound(f"There is no refund request #{request_id}.")
         # Same lock order as the webhook path (refund row, then request row): no deadlock between them.
         payment_store.save_refund(conn, _linked(refund, req))
         return follow(conn, ctx.settings, req, refund, now=now, surface="worker") or store.get(conn, request_id) or req
@@ -328,16 +319,7 @@ def follow(conn: psycopg.Connection, settings: Settings, req: RefundRequest, ref
     if updated is None:
         return None
     _audit(conn, updated, f"request.{status}", "stripe", surface, now, refund=refund.id, refund_status=refund.status)
-    money = format_amount(updated.amount, updated.currency)
-    if status == "sent":
-        _announce(conn, settings, updated, thread=f"📨 Stripe accepted refund `{refund.id}` ({money}); it is pending.")
-    elif status == "succeeded":
-        _announce(conn, settings, updated, thread=f"✅ Refund `{refund.id}` of {money} succeeded.",
-                  requester=f"refunded ✅ (`{refund.id}`).")
-    else:
-        why = f": {escape(message)}" if message else ""
-        _announce(conn, settings, updated, thread=f"❌ Refund `{refund.id}` {status}{why}.",
-                  requester=f"the refund {status}{why}.")
+    _announce(conn, settings, updated, status, refund_id=refund.id, message=message)
     return updated
 
 
@@ -379,8 +361,7 @@ def expire_due(ctx: Context, *, now: datetime) -> list[RefundRequest]:
         expired = store.expire(conn, now)
         for req in expired:
             _audit(conn, req, "request.expired", "system", "worker", now)
-            _announce(conn, ctx.settings, req, thread="⌛ Expired: nobody approved or rejected it in time.",
-                      requester="expired without a decision; ask again if it is still needed.")
+            _announce(conn, ctx.settings, req, "expired")
     return expired
 
 

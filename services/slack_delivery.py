@@ -30,7 +30,11 @@ RETRY_CAP_SECONDS = 600.0
 
 
 def build_client(token: str, base_url: str, *, timeout: int = 10) -> WebClient:
-    """A Web API client without its own retries: the outbox is the retry mechanism."""
+    """The process's Slack Web API client, without retries of its own.
+
+    The outbox retries deliveries (with Retry-After and per-channel order); a listener's call
+    (views.open) must answer within the trigger's 3 s, and roles fall back to their cache.
+    """
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
 
 

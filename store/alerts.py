@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from domain.alerts import Incident, Window
+from domain.models import FraudWarning
 
 ASSIGN = """
 UPDATE disputes SET owner = %(user)s WHERE id = %(id)s AND owner IS NULL
@@ -34,7 +34,7 @@ SAVE_EFW = """
 INSERT INTO early_fraud_warnings (id, charge_id, payment_intent_id, account, fraud_type, actionable, livemode,
                                   stripe_created, observed_at)
 VALUES (%(id)s, %(charge)s, %(payment_intent)s, %(account)s, %(fraud_type)s, %(actionable)s, %(livemode)s,
-        to_timestamp(%(created)s), %(observed_at)s)
+        %(created)s, %(observed_at)s)
 ON CONFLICT (id) DO UPDATE SET actionable = EXCLUDED.actionable, fraud_type = EXCLUDED.fraud_type,
     observed_at = EXCLUDED.observed_at, synced_at = now()
 WHERE early_fraud_warnings.observed_at < EXCLUDED.observed_at
@@ -121,19 +121,14 @@ def mark_reminded(conn: psycopg.Connection, dispute_id: str, kind: str, now: dat
     return conn.execute(REMINDED, {"id": dispute_id, "kind": kind, "now": now}).fetchone() is not None
 
 
-def save_efw(conn: psycopg.Connection, efw: dict[str, Any], account: str | None,
-             observed_at: datetime) -> bool | None:
+def save_efw(conn: psycopg.Connection, efw: FraudWarning, observed_at: datetime) -> bool | None:
     """Store a warning: True when new, False when changed, None when nothing changed."""
     row = conn.execute(SAVE_EFW, {
-        "id": efw["id"], "charge": _id(efw.get("charge")), "payment_intent": _id(efw.get("payment_intent")),
-        "account": account, "fraud_type": efw.get("fraud_type") or "misc", "actionable": bool(efw.get("actionable")),
-        "livemode": bool(efw.get("livemode")), "created": efw.get("created") or 0, "observed_at": observed_at,
+        "id": efw.id, "charge": efw.charge_id, "payment_intent": efw.payment_intent_id, "account": efw.account,
+        "fraud_type": efw.fraud_type, "actionable": efw.actionable, "livemode": efw.livemode,
+        "created": efw.stripe_created, "observed_at": observed_at,
     }).fetchone()
     return None if row is None else bool(row[0])
-
-
-def _id(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 def record_outcome(conn: psycopg.Connection, *, charge_id: str, account: str | None, succeeded: bool,

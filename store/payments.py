@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg.rows import class_row, dict_row
 
+from domain.ids import kind_of
 from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
 from domain.ordering import merge_dispute, merge_payment, merge_refund
 
@@ -80,8 +81,6 @@ SELECT p.*,
       WHERE q.payment_id = p.id AND q.status IN ('pending', 'approved', 'sent')) AS _requests
 FROM p
 """
-_KINDS = {"pi": "payment", "ch": "payment", "py": "payment", "re": "refund", "pyr": "refund",
-          "dp": "dispute", "du": "dispute"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def payment_view(conn: psycopg.Connection, key: str, *, focus: str | None = None
 
 def find_view(conn: psycopg.Connection, stripe_id: str) -> PaymentView | None:
     """The lookup view for any payment, charge, refund or dispute id, from the store only, in one query."""
-    kind = _KINDS.get(stripe_id.split("_", 1)[0], "payment")
+    kind = kind_of(stripe_id) or "payment"
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_VIEW, {"id": stripe_id, "kind": kind}).fetchone()
     if row is None:

@@ -157,7 +157,7 @@ class LiveServer:
     def drain(self) -> int:
         """Run the worker's event processing until nothing is due; return how many events it took."""
         from domain.clock import utcnow
-        from services.events import process_next
+        from handlers.dispatch import process_next
 
         n = 0
         while process_next(self.deps.pool, self.settings, now=utcnow()) is not None:

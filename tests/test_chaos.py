@@ -23,7 +23,7 @@ from support import ROOT, running_workers, wait_until
 from app import build_deps
 from domain.clock import utcnow
 from domain.models import refundable, refunded
-from services.events import process_next
+from handlers.dispatch import process_next
 from standins.signing import stripe_signature
 from standins.stripe_api import StripeStandIn
 from store import db, embedded, events, migrate

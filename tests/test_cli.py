@@ -12,7 +12,7 @@ from conftest import STRIPE_KEY, replace_settings
 from app import build_deps
 from cli import main
 from domain.clock import utcnow
-from services.events import process_next
+from handlers.dispatch import process_next
 from store import db, events
 
 

@@ -6,9 +6,12 @@ import logging
 import threading
 from collections.abc import Callable
 
+from slack_sdk.errors import SlackApiError
+
 from domain.clock import utcnow
 from domain.errors import DatabaseUnavailable
-from services import events, oncall, refund_requests, slack_delivery
+from handlers import dispatch
+from services import oncall, refund_requests, slack_delivery
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,10 @@ def _loop(name: str, step: Callable[[], bool], stop: threading.Event, idle: floa
 def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[threading.Thread]:
     """Start the worker's jobs in daemon threads; they end once `stop` is set."""
     settings = deps.settings
-    client = slack_delivery.build_client(settings.slack_bot_token, settings.slack_api_url)
+    client = deps.slack
 
     def apply_events() -> bool:
-        return events.process_next(deps.pool, settings, now=utcnow()) is not None
+        return dispatch.process_next(deps.pool, settings, now=utcnow()) is not None
 
     def deliver_slack() -> bool:
         return slack_delivery.deliver_next(deps.pool, client, now=utcnow(),
@@ -70,11 +73,8 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
 
 def check_slack_token(deps: Deps) -> None:
     """Say clearly at start when the bot token is wrong, instead of failing on every message."""
-    from slack_sdk.errors import SlackApiError
-
-    client = slack_delivery.build_client(deps.settings.slack_bot_token, deps.settings.slack_api_url)
     try:
-        client.auth_test()
+        deps.slack.auth_test()
     except SlackApiError as exc:
         log.error("Slack rejected SLACK_BOT_TOKEN (%s): messages will wait in the queue until it is fixed",
                   exc.response.get("error"))

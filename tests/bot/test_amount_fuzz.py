@@ -10,8 +10,8 @@ from conftest import WEBHOOK_SECRET, replace_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import ids
 from domain.money import format_amount
+from messages import ids
 
 MANAGER = "U0MANAGER1"
 SHOWN = re.compile(r"^Refund (?P<money>.+?) on `(?P<pi>pi_\w+)` now\?")

@@ -10,7 +10,7 @@ import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from support import fixture_json
 
-from bot import ids
+from messages import ids
 from standins.signing import interaction_body, slack_headers
 from standins.slack_api import SlackStandIn
 from standins.slack_sender import block_actions, view_submission

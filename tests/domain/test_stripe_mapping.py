@@ -38,7 +38,26 @@ def test_charge_events_map_to_payments(event: dict) -> None:
         assert p.status == "requires_payment_method"  # what the payment intent says after a failed charge
     assert p.stripe_created == datetime.fromtimestamp(charge["created"], UTC)
     if charge["status"] == "failed":
-        assert p.failure_code == charge["failure_code"]
+        # The most specific reason first, as for payment intents and failure rates: the issuer's.
+        assert p.failure_code == (charge.get("outcome") or {}).get("reason") or charge["failure_code"]
+
+
+@pytest.mark.parametrize(
+    ("charge", "code"),
+    [
+        ({"status": "failed", "failure_code": "card_declined", "outcome": {"reason": "insufficient_funds"}},
+         "insufficient_funds"),
+        ({"status": "failed", "failure_code": "card_declined", "outcome": {"network_status": "declined_by_network"}},
+         "card_declined"),
+        ({"status": "failed", "outcome": {"network_status": "declined_by_network"}}, "declined_by_network"),
+        ({"status": "succeeded", "failure_code": "card_declined"}, None),
+        (None, None),
+    ],
+)
+def test_one_decline_code_rule(charge: dict | None, code: str | None) -> None:
+    from domain.stripe_mapping import decline_code
+
+    assert decline_code(charge) == code
 
 
 @pytest.mark.parametrize("event", _events_of("payment_intent"))

@@ -17,11 +17,11 @@ from conftest import STRIPE_KEY, WEBHOOK_SECRET, LiveServer
 from freezegun import freeze_time
 from support import fixture_json
 
-from bot.blocks import payment_blocks
 from cli import main
 from domain.clock import utcnow
 from domain.models import refundable
 from handlers.webhook import BadEvent, verify
+from messages.blocks import payment_blocks
 from standins.signing import stripe_signature
 from store import payments as store
 

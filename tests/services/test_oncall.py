@@ -12,10 +12,10 @@ from conftest import LiveServer, replace_settings
 from freezegun import freeze_time
 from support import fixture_json
 
-from bot import ids
 from domain.clock import utcnow
 from handlers.payments import on_charge
 from handlers.registry import EventContext
+from messages import ids
 from services import oncall
 from store import db
 
@@ -199,7 +199,7 @@ def test_alerts_for_a_connected_account_go_to_its_channel(web: LiveServer) -> No
     event = _history(due_by=1_790_600_000)[0]
     event["account"] = "acct_1Shop"
     web.webhook(event)
-    from services.events import process_next
+    from handlers.dispatch import process_next
 
     process_next(web.deps.pool, routed, now=utcnow())
     web.deliver()

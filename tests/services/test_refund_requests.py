@@ -13,8 +13,8 @@ from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from freezegun import freeze_time
 from support import wait_until
 
-from bot import ids
 from domain.clock import utcnow
+from messages import ids
 from services import refund_requests
 from standins.slack_api import SlackStandIn
 from standins.stripe_api import StripeStandIn
@@ -97,6 +97,8 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     assert created["params"]["metadata"] == {"refund_desk_request": key, "refund_request_id": str(request_id)}
     assert created["params"]["amount"] == "2500" and created["params"]["reason"] == "duplicate"
     assert created["headers"]["idempotency-key"].startswith("refund-request-")
+    wait_until(lambda: _request(desk, conn, request_id).stripe_refund_id is not None, timeout=15,
+               what="recording Stripe's answer")
     req = _request(desk, conn, request_id)
     assert (req.status, req.decided_by, req.approvals) == ("sent", MANAGER, [MANAGER])
 

@@ -6,23 +6,18 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot import ids
-from bot.blocks import STATUS_ICON, _status, escape, slack_date, to_dicts
 from domain.alerts import Window, relative
 from domain.links import dashboard_url
-from domain.models import Dispute, PaymentView
+from domain.models import Dispute, FraudWarning, PaymentView, Review
 from domain.money import format_amount
+from messages import ids
+from messages.blocks import STATUS_ICON, _status, escape, slack_date, to_dicts
 
 FRAUD_TYPES = {
     "card_never_received": "card never received", "fraudulent_card_application": "fraudulent card application",
     "made_with_counterfeit_card": "counterfeit card", "made_with_lost_card": "lost card",
     "made_with_stolen_card": "stolen card", "misc": "other", "unauthorized_use_of_card": "unauthorized use",
 }
-
-
-def dispute_key(dispute_id: str) -> str:
-    """The outbox key of a dispute's alert (its thread follows the dispute to the end)."""
-    return f"dispute:{dispute_id}"
 
 
 def _customer(view: PaymentView | None) -> str:
@@ -90,11 +85,11 @@ def reminder_note(d: Dispute, kind: str, *, mention: str | None, now: datetime) 
     return {"text": text, "reply_broadcast": True}
 
 
-def efw_message(efw: dict, view: PaymentView | None, *, refundable_now: bool) -> dict:
+def efw_message(efw: FraudWarning, view: PaymentView | None, *, refundable_now: bool) -> dict:
     """The early-fraud-warning alert."""
-    payment_id = efw.get("payment_intent") or efw.get("charge") or "?"
-    fraud = FRAUD_TYPES.get(efw.get("fraud_type", ""), (efw.get("fraud_type") or "unknown").replace("_", " "))
-    actionable = bool(efw.get("actionable"))
+    payment_id = efw.payment_id or "?"
+    fraud = FRAUD_TYPES.get(efw.fraud_type, efw.fraud_type.replace("_", " "))
+    actionable = efw.actionable
     amount = format_amount(view.payment.amount_captured, view.payment.currency) if view else "—"
     lines = [
         f"*⚠️ Early fraud warning on `{payment_id}`: {fraud}*",
@@ -102,25 +97,24 @@ def efw_message(efw: dict, view: PaymentView | None, *, refundable_now: bool) ->
         "Actionable: yes — refunding now avoids a dispute and its fee" if actionable
         else "Actionable: no (already refunded or disputed)",
     ]
-    livemode = bool(efw.get("livemode"))
     buttons = [ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
-                             url=dashboard_url(payment_id, livemode=livemode, account=efw.get("account")))]
+                             url=dashboard_url(payment_id, livemode=efw.livemode, account=efw.account))]
     if actionable and refundable_now:
         buttons.insert(0, ButtonElement(text="Refund to avoid a dispute", action_id=ids.EFW_REFUND,
-                                        value=f"{payment_id}|{efw['id']}", style="danger"))
+                                        value=f"{payment_id}|{efw.id}", style="danger"))
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
-                           ContextBlock(elements=[MarkdownTextObject(text=f"`{efw['id']}`")]),
+                           ContextBlock(elements=[MarkdownTextObject(text=f"`{efw.id}`")]),
                            ActionsBlock(elements=buttons)]
     return {"text": f"Early fraud warning on {payment_id}: {fraud}", "blocks": to_dicts(blocks)}
 
 
-def review_note(review: dict, opened: bool) -> dict:
+def review_note(review: Review, opened: bool) -> dict:
     """A note about a Radar review opening or closing."""
-    target = review.get("payment_intent") or review.get("charge") or "?"
+    target = review.payment_id or "?"
     if opened:
-        why = (review.get("opened_reason") or "rule").replace("_", " ")
-        return {"text": f"🔎 Radar review opened for `{target}` ({why}; reason: {review.get('reason') or '—'})."}
-    closed = (review.get("closed_reason") or review.get("reason") or "closed").replace("_", " ")
+        why = (review.opened_reason or "rule").replace("_", " ")
+        return {"text": f"🔎 Radar review opened for `{target}` ({why}; reason: {escape(review.reason or '—')})."}
+    closed = escape((review.closed_reason or review.reason or "closed").replace("_", " "))
     return {"text": f"Radar review for `{target}` closed: {closed}."}
 
 
@@ -149,3 +143,35 @@ def key_problem_text(kind: str) -> str:
     what = "rejected our API key" if kind == "authentication" else "refused a call our key is not permitted to make"
     return (f"🔑 Stripe {what}. Lookups and refunds fail until STRIPE_SECRET_KEY (or the restricted key's "
             "permissions, see the README) is fixed.")
+
+
+def mention(principal: str | None) -> str | None:
+    """How to mention a user or a user group (ONCALL_GROUP) in mrkdwn."""
+    if not principal:
+        return None
+    return f"<!subteam^{principal}>" if principal.startswith("S") else f"<@{principal}>"
+
+
+def dispute_taken_note(user: str) -> str:
+    """The dispute thread's note when someone takes it."""
+    return f"🙋 <@{user}> took this dispute."
+
+
+def assign_answer(dispute_id: str, *, owner: str | None, taken: bool) -> str:
+    """What the person who clicked Assign to me is told."""
+    if taken:
+        return f"You own `{dispute_id}` now; reminders will mention you."
+    return f"<@{owner}> already took this dispute." if owner else "That dispute is not in our records."
+
+
+def fraud_warning_update_note(actionable: bool) -> str:
+    """The thread note when an early fraud warning changes."""
+    return "Updated: " + ("still actionable." if actionable else "no longer actionable.")
+
+
+def resolved_text(was: str | None) -> str:
+    """An incident alert once it is over: the old text struck through."""
+    return f"✅ Resolved. ~{was}~" if was else "✅ Resolved."
+
+
+KEY_RECOVERED = "✅ No key errors from Stripe for a full window: resolved."

@@ -19,11 +19,11 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot import ids
-from bot.blocks import escape, slack_date, to_dicts
 from domain.links import dashboard_url
 from domain.models import Draft, PaymentView, RefundRequest, refundable
 from domain.money import display_exponent, format_amount, to_major
+from messages import ids
+from messages.blocks import escape, slack_date, to_dicts
 
 REASON_LABELS = {
     "requested_by_customer": "Requested by the customer",
@@ -40,11 +40,6 @@ STATUS_LINE = {
     "rejected": "🚫 Rejected",
     "expired": "⌛ Expired without a decision",
 }
-
-
-def request_key(request_id: int) -> str:
-    """The outbox key of a request's approval message (thread replies and updates hang off it)."""
-    return f"request:{request_id}"
 
 
 def _money(req: RefundRequest) -> str:
@@ -182,12 +177,12 @@ def stats_blocks(rows: list[tuple[str, str, int, int]], period: str, since: date
         text=f"*Refund requests since {slack_date(since)} ({period})*\n" + "\n".join(lines)))]
 
 
-def filed_text(req: RefundRequest, settings) -> str:
+def filed_text(req: RefundRequest, approvals_channel: str | None) -> str:
     """What the requester sees right after asking."""
     if req.status == "approved":
         return (f"Request #{req.id}: {_money(req)} on `{req.payment_id}` runs at once (you are an approver and it "
                 "is within the threshold). Creating the refund in Stripe…")
-    where = f"<#{settings.approvals_channel}>" if settings.approvals_channel else "the approvals channel"
+    where = f"<#{approvals_channel}>" if approvals_channel else "the approvals channel"
     needs = "two approvers" if req.approvals_needed == 2 else "an approver"
     return f"Request #{req.id}: {_money(req)} on `{req.payment_id}` is waiting for {needs} in {where}."
 
@@ -244,3 +239,45 @@ def problem_modal(title: str, text: str) -> View:
     """A modal that only says what went wrong (a step with no field to attach the error to)."""
     return View(type="modal", title=title[:24], close="Close",
                 blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900]))])
+
+
+# --- thread notes and direct messages, by what just happened to a request --------------------------------
+
+
+def step_notes(step: str, req: RefundRequest, *, user: str | None = None, reason: str | None = None,
+               refund_id: str | None = None, message: str | None = None,
+               approvals_channel: str | None = None) -> tuple[str | None, str | None]:
+    """What the approval thread and the requester are told when a request takes a step: (thread, dm)."""
+    money = _money(req)
+    why = f": {escape(message)}" if message else ""
+    if step == "filed":
+        where = f"<#{approvals_channel}>" if approvals_channel else "the approvals channel"
+        if req.approvals_needed == 0:
+            return None, "approved at once (you are an approver and it is within the threshold); creating the refund."
+        return None, f"waiting for approval in {where}."
+    if step == "approved":
+        return (f"👍 Approved by <@{user}>. Creating the refund in Stripe…",
+                f"approved by <@{user}>; the refund is being created.")
+    if step == "approval_added":
+        return f"👍 <@{user}> approved (1 of 2); a second approver is needed.", None
+    if step == "rejected":
+        return (f"🚫 Rejected by <@{user}>: {escape(reason or '')}",
+                f"rejected by <@{user}>: “{escape(reason or '')}”")
+    if step == "refused_by_stripe":
+        return (f"❌ Stripe refused the refund{why}", f"Stripe refused the refund{why}")
+    if step == "sent":
+        return f"📨 Stripe accepted refund `{refund_id}` ({money}); it is pending.", None
+    if step == "succeeded":
+        return f"✅ Refund `{refund_id}` of {money} succeeded.", f"refunded ✅ (`{refund_id}`)."
+    if step in {"failed", "canceled"}:
+        return f"❌ Refund `{refund_id}` {step}{why}.", f"the refund {step}{why}."
+    if step == "expired":
+        return ("⌛ Expired: nobody approved or rejected it in time.",
+                "expired without a decision; ask again if it is still needed.")
+    raise ValueError(f"no notes for request step {step!r}")
+
+
+def already_decided(req: RefundRequest) -> str:
+    """Why a decision on a request that is no longer pending changed nothing."""
+    who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    return f"Request #{req.id} was already decided: {req.status}{who}. Nothing was changed."

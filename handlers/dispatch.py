@@ -17,9 +17,9 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
-import handlers  # noqa: F401 - registers the handlers
 from domain.retry import backoff, gives_up
 from domain.stripe_mapping import ts
+from handlers import disputes, payments, radar, refunds  # noqa: F401 - registers the handlers
 from handlers.registry import EventContext, handler_for
 from services.metrics import EVENTS_APPLIED, PROCESSING_SECONDS
 from settings import Settings

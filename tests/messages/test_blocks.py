@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import payment_blocks, usage_blocks
 from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
+from messages.blocks import payment_blocks, usage_blocks
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 

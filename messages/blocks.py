@@ -13,12 +13,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot import ids, kit
 from domain.commands import USAGE
+from domain.ids import kind_of
 from domain.links import dashboard_url
 from domain.models import Dispute, PaymentView, Refund, refundable, refunded
 from domain.money import format_amount
 from domain.policy import refusal_to_refund
+from messages import ids, kit
 
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
 
@@ -123,7 +124,7 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[kit.Block]:
             for q in view.requests
         ]
         blocks.append(kit.section(_listing("Open refund requests", lines)))
-    link_target = view.focus if view.focus and view.focus[:2] in {"dp", "du"} else p.id
+    link_target = view.focus if view.focus and kind_of(view.focus) == "dispute" else p.id
     ids_text = " · ".join(f"`{i}`" for i in (p.payment_intent_id, p.charge_id) if i)
     if p.account:
         ids_text += f" · account `{p.account}`"

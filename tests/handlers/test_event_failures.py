@@ -20,8 +20,8 @@ from support import fixture_json
 from app import build_deps
 from domain.clock import utcnow
 from domain.errors import Unstorable
+from handlers.dispatch import describe, process_next
 from services.deps import Deps
-from services.events import describe, process_next
 from store import db, events, migrate
 
 ORDINARY = fixture_json("stripe/event_charge.refunded__stripe-ruby-mock.json")
