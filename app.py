@@ -89,8 +89,11 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
     @flask_app.get("/metrics")
     def prometheus():
         if settings.metrics_token and not bearer_matches(request.headers.get("Authorization"), settings.metrics_token):
-            return (jsonify(error="Unauthorized", reason="GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"),
-                    401, {"WWW-Authenticate": 'Bearer realm="metrics"'})
+            return (
+                jsonify(error="Unauthorized", reason="GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"),
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         return metrics.render(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
     @flask_app.errorhandler(HTTPException)

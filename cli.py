@@ -141,8 +141,14 @@ def _db_pool():
 
 
 @events.command("list")
-@click.option("--status", "statuses", multiple=True, default=("failed", "dead"), show_default=True,
-              type=click.Choice(["pending", "failed", "dead", "ignored", "processed"]))
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    default=("failed", "dead"),
+    show_default=True,
+    type=click.Choice(["pending", "failed", "dead", "ignored", "processed"]),
+)
 @click.option("--limit", default=100, show_default=True)
 def events_list(statuses: tuple[str, ...], limit: int) -> None:
     """Events that failed or were dead-lettered, with their last error."""
@@ -174,8 +180,14 @@ def events_replay(event_id: str | None, replay_all: bool) -> None:
     with db.transaction(pool) as conn:
         ids = store_events.replay(conn, event_id, ["failed", "dead"])
         for replayed in ids:
-            audit.record(conn, actor=os.environ.get("USER", "cli"), surface="cli", action="event.replayed",
-                         subject=replayed, stripe_ids=[replayed])
+            audit.record(
+                conn,
+                actor=os.environ.get("USER", "cli"),
+                surface="cli",
+                action="event.replayed",
+                subject=replayed,
+                stripe_ids=[replayed],
+            )
     pool.close()
     if event_id and not ids:
         raise click.ClickException(f"{event_id} is not a stored event (or it is still pending)")

@@ -208,9 +208,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         ids = _split(raw)
         bad = [i for i in ids if not _PRINCIPAL_RE.match(i)]
         if bad:
-            problems.append(
-                f"{name}: {', '.join(bad)} should be user IDs (U…/W…) or user-group IDs (S…)"
-            )
+            problems.append(f"{name}: {', '.join(bad)} should be user IDs (U…/W…) or user-group IDs (S…)")
         return frozenset(ids)
 
     def thresholds(name: str, default: str) -> dict[str, int]:
@@ -247,10 +245,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
 
     metrics_token = get("METRICS_TOKEN")
     # What a bearer token may hold (RFC 6750) and what compare_digest compares; short ones are guessable.
-    if metrics_token and not (len(metrics_token) >= _MIN_METRICS_TOKEN
-                              and all("!" <= c <= "~" for c in metrics_token)):
-        problems.append(f"METRICS_TOKEN should be at least {_MIN_METRICS_TOKEN} printable ASCII characters "
-                        "without spaces")
+    if metrics_token and not (len(metrics_token) >= _MIN_METRICS_TOKEN and all("!" <= c <= "~" for c in metrics_token)):
+        problems.append(
+            f"METRICS_TOKEN should be at least {_MIN_METRICS_TOKEN} printable ASCII characters without spaces"
+        )
 
     settings = Settings(
         database_url=get("DATABASE_URL"),

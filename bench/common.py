@@ -102,9 +102,23 @@ class Server:
 
     def command(self) -> list[str]:
         """The same gunicorn settings for every app; no --access-logfile, so the access log is off."""
-        cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-               "--workers", str(self.workers), "--worker-class", self.worker_class,
-               "--log-level", "warning", "--graceful-timeout", "5", "--chdir", str(ROOT)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            self.worker_class,
+            "--log-level",
+            "warning",
+            "--graceful-timeout",
+            "5",
+            "--chdir",
+            str(ROOT),
+        ]
         if self.worker_class == "gthread":
             cmd += ["--threads", str(self.threads)]
         return [*cmd, self.app]
@@ -114,13 +128,15 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             # Own session: a Ctrl-C reaches only us, and we stop gunicorn in order (terminate, wait).
-            self.proc = subprocess.Popen(self.command(), env=self.env, cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name}: gunicorn exited ({self.proc.returncode}); "
-                                   f"log {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name}: gunicorn exited ({self.proc.returncode}); log {self.log_path}:\n{self.log_tail()}"
+                )
             with contextlib.suppress(OSError):
                 if http(self.port, "GET", ready_path)[0] == 200:
                     return
@@ -165,11 +181,21 @@ def serving(server: Server, ready_path: str) -> Iterator[Server]:
         server.stop()
 
 
-def http(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10) -> tuple[int, bytes]:
+def http(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> tuple[int, bytes]:
     """One request on loopback; (status, body)."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,  # noqa: S310
-                                 headers=headers or {})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method=method,  # noqa: S310
+        headers=headers or {},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback)
             return resp.status, resp.read()
@@ -255,13 +281,15 @@ def wait_quiet(limit: float, label: str) -> float:
         if machine_busy() - before < 0.2:  # under a fifth of a core: quiet enough
             break
         if not told:
-            print(f"  the machine is busy (another benchmark?); waiting up to {limit:.0f} s before {label} …",
-                  flush=True)
+            print(
+                f"  the machine is busy (another benchmark?); waiting up to {limit:.0f} s before {label} …", flush=True
+            )
             told = True
     waited = time.monotonic() - started
     if told:
-        print(f"  waited {waited:.0f} s ({'quiet now' if waited < limit else 'still busy; measuring anyway'})",
-              flush=True)
+        print(
+            f"  waited {waited:.0f} s ({'quiet now' if waited < limit else 'still busy; measuring anyway'})", flush=True
+        )
     return waited
 
 
@@ -318,8 +346,10 @@ class Measured:
     def cpu_shares(self) -> str:
         """Each part's CPU as a share of one core, as the reports print it."""
         core = self.seconds or 1.0
-        return (f"gunicorn {100 * self.server_cpu / core:.0f}%, postgres {100 * self.postgres_cpu / core:.0f}%, "
-                f"generator {100 * self.generator_cpu / core:.0f}%, other {100 * self.other_cpu / core:.0f}%")
+        return (
+            f"gunicorn {100 * self.server_cpu / core:.0f}%, postgres {100 * self.postgres_cpu / core:.0f}%, "
+            f"generator {100 * self.generator_cpu / core:.0f}%, other {100 * self.other_cpu / core:.0f}%"
+        )
 
 
 def _cpu_used(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
@@ -335,8 +365,11 @@ def ensure_wrk() -> tuple[str | None, str]:
         return None, "wrk missing (install it: apt-get install -y wrk)"
     print("wrk not found; apt-get install -y wrk …", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "install", "-y", "-q", "wrk"], ["apt-get", "update", "-q"],
-                ["apt-get", "install", "-y", "-q", "wrk"]):
+    for cmd in (
+        ["apt-get", "install", "-y", "-q", "wrk"],
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "wrk"],
+    ):
         done = subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
         if cmd[1] == "install" and done.returncode == 0:
             break
@@ -344,8 +377,9 @@ def ensure_wrk() -> tuple[str | None, str]:
     return (found, "wrk (installed with apt-get)") if found else (None, "apt-get install wrk failed")
 
 
-def choose_load(choice: str, wrk_load: Callable[[str], L], python_load: Callable[[], L],
-                wrk_detail: str) -> tuple[L | None, str]:
+def choose_load(
+    choice: str, wrk_load: Callable[[str], L], python_load: Callable[[], L], wrk_detail: str
+) -> tuple[L | None, str]:
     """The load generator `--generator` asks for and how to name it; None when wrk was demanded and is missing."""
     if choice == "python":
         return python_load(), "python asyncio (in-process; it competes with the servers for CPU)"
@@ -415,11 +449,24 @@ class Wrk:
         The script's arguments are `script_args`, then the number of threads.
         """
         threads = min(self.threads, clients)
-        cmd = [self.wrk, f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-               "-s", str(self.script), f"http://127.0.0.1:{port}{path}", "--", *script_args, str(threads)]
+        cmd = [
+            self.wrk,
+            f"-t{threads}",
+            f"-c{clients}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(self.script),
+            f"http://127.0.0.1:{port}{path}",
+            "--",
+            *script_args,
+            str(threads),
+        ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         try:
             # Generous: init() reads the whole pool (up to hundreds of MB) before the timed run starts.
             out, _ = proc.communicate(timeout=seconds + 120)
@@ -436,8 +483,14 @@ class Wrk:
         return data, _cpu_used(before, after)
 
 
-def drive(port: int, clients: int, seconds: float, next_request: Callable[[], tuple[Any, bytes]],
-          on_answer: Callable[[Any, int, bytes], None], result: M) -> M:
+def drive(
+    port: int,
+    clients: int,
+    seconds: float,
+    next_request: Callable[[], tuple[Any, bytes]],
+    on_answer: Callable[[Any, int, bytes], None],
+    result: M,
+) -> M:
     """The Python load generator: `clients` keep-alive connections in this process for `seconds`.
 
     next_request gives (key, raw request); on_answer(key, status, body) reads each complete answer.
@@ -451,8 +504,14 @@ def drive(port: int, clients: int, seconds: float, next_request: Callable[[], tu
     return result
 
 
-async def _drive(port: int, clients: int, seconds: float, next_request: Callable[[], tuple[Any, bytes]],
-                 on_answer: Callable[[Any, int, bytes], None], result: Measured) -> None:
+async def _drive(
+    port: int,
+    clients: int,
+    seconds: float,
+    next_request: Callable[[], tuple[Any, bytes]],
+    on_answer: Callable[[Any, int, bytes], None],
+    result: Measured,
+) -> None:
     latencies: list[float] = []
     started = time.perf_counter()
     deadline = started + seconds
@@ -485,8 +544,7 @@ async def _drive(port: int, clients: int, seconds: float, next_request: Callable
                 latencies.append(time.perf_counter() - t0)
                 result.completed += 1
                 on_answer(key, status, body)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                    ValueError) as exc:
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
                 result.errors += 1
                 result.first_problem = result.first_problem or f"{type(exc).__name__}: {exc}"
                 close = True

@@ -216,8 +216,9 @@ def prepare_store(server_url: str, payments: int) -> Store:
     # stays short enough that a Ctrl-C does not wait long.
     batch = 100_000
     ranges = [(lo, min(lo + batch - 1, payments)) for lo in range(1, payments + 1, batch)]
-    statements = [(sql, {"lo": lo, "hi": hi}) for lo, hi in ranges
-                  for sql in (SEED_PAYMENTS, SEED_REFUNDS, SEED_DISPUTES)]
+    statements = [
+        (sql, {"lo": lo, "hi": hi}) for lo, hi in ranges for sql in (SEED_PAYMENTS, SEED_REFUNDS, SEED_DISPUTES)
+    ]
     _run_parallel(url, statements, jobs=2)
     with psycopg.connect(url, autocommit=True) as conn:
         # Refund requests only give the lookup's requests subquery rows to look at; their table is
@@ -229,12 +230,17 @@ def prepare_store(server_url: str, payments: int) -> Store:
         # Freeze and analyze: sets hint bits and the visibility map as a long-lived table has them,
         # and gives the planner statistics for 1M rows (the lookup's plan depends on them).
         conn.execute("VACUUM (FREEZE, ANALYZE) payments, refunds, disputes, refund_requests")
-        counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 (fixed names)
-                  for t in ("payments", "refunds", "disputes", "refund_requests")]
+        counts = [
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 (fixed names)
+            for t in ("payments", "refunds", "disputes", "refund_requests")
+        ]
         seconds = time.perf_counter() - started
         conn.execute(_META)
-        conn.execute("INSERT INTO bench_seed (payments, refunds, disputes, requests, version, seconds) "
-                     "VALUES (%s, %s, %s, %s, %s, %s)", (*counts, version, seconds))
+        conn.execute(
+            "INSERT INTO bench_seed (payments, refunds, disputes, requests, version, seconds) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (*counts, version, seconds),
+        )
     print(f"seeded in {seconds:.1f} s", flush=True)
     return Store(url, *counts, seed_seconds=seconds, reused=False)
 
@@ -292,9 +298,17 @@ def sign_pool(ids: list[str], size: int, rng: random.Random) -> list[Signed]:
 
 def post_signed(port: int, item: Signed) -> tuple[int, bytes]:
     """One signed slash command (a check before the load)."""
-    return common.http(port, "POST", PATH, item.body.encode(),
-                       {"Content-Type": "application/x-www-form-urlencoded",
-                        "X-Slack-Request-Timestamp": item.timestamp, "X-Slack-Signature": item.signature})
+    return common.http(
+        port,
+        "POST",
+        PATH,
+        item.body.encode(),
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": item.timestamp,
+            "X-Slack-Signature": item.signature,
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,8 +394,11 @@ class WrkLoad(common.Wrk):
             p99_ms=data["p99_us"] / 1000,
             generator_cpu=cpu,
             first_problem=data["first_problem"],
-            details={"mean_ms": data["mean_us"] / 1000, "max_ms": data["max_us"] / 1000,
-                     "socket_errors": data["socket_errors"]},
+            details={
+                "mean_ms": data["mean_us"] / 1000,
+                "max_ms": data["max_us"] / 1000,
+                "socket_errors": data["socket_errors"],
+            },
         )
 
 
@@ -395,9 +412,11 @@ class PythonLoad:
     def prepare(self, name: str, port: int, pool: list[Signed]) -> None:
         """Render every request to bytes once, outside the measured time."""
         self.wire = [
-            (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n"
-             f"Content-Type: application/x-www-form-urlencoded\r\nX-Slack-Request-Timestamp: {s.timestamp}\r\n"
-             f"X-Slack-Signature: {s.signature}\r\nContent-Length: {len(s.body)}\r\n\r\n{s.body}").encode()
+            (
+                f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nX-Slack-Request-Timestamp: {s.timestamp}\r\n"
+                f"X-Slack-Signature: {s.signature}\r\nContent-Length: {len(s.body)}\r\n\r\n{s.body}"
+            ).encode()
             for s in pool
         ]
 
@@ -420,8 +439,15 @@ class PythonLoad:
 # --------------------------------------------------------------------------------------------
 # One target: start, check, warm up, measure, stop
 # --------------------------------------------------------------------------------------------
-def measure(server: common.Server, check_path: str, expect: str, load: WrkLoad | PythonLoad, ids: list[str],
-            args: argparse.Namespace, rng: random.Random) -> Result:
+def measure(
+    server: common.Server,
+    check_path: str,
+    expect: str,
+    load: WrkLoad | PythonLoad,
+    ids: list[str],
+    args: argparse.Namespace,
+    rng: random.Random,
+) -> Result:
     """Start one server, check it, warm up, measure; the server is stopped however this ends."""
     # Enough distinct bodies that no signature repeats below ~6,000 req/s; signed right before use,
     # so every timestamp is seconds old when sent (Bolt refuses those older than 5 minutes).
@@ -433,8 +459,10 @@ def measure(server: common.Server, check_path: str, expect: str, load: WrkLoad |
         pool = sign_pool(ids, size, rng)
         status, body = post_signed(server.port, pool[0])
         if status != 200 or expect.encode() not in body:
-            raise RuntimeError(f"{server.name}: a signed lookup answered {status}: {body[:300]!r}; "
-                               f"log {server.log_path}:\n{server.log_tail()}")
+            raise RuntimeError(
+                f"{server.name}: a signed lookup answered {status}: {body[:300]!r}; "
+                f"log {server.log_path}:\n{server.log_tail()}"
+            )
         load.expect = expect
         load.prepare(server.name, server.port, pool)
         warm = Result()
@@ -460,42 +488,71 @@ def report(bare: Result, ours: Result, store: Store, args: argparse.Namespace, g
     print()
     print(_row("", ["req/s", "p50 ms", "p99 ms", "errors", "misses"]))
     for label, r in (("bare Bolt (ack only)", bare), ("refund desk lookup", ours)):
-        print(_row(label, [f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.errors:,}",
-                           "—" if r is bare else f"{r.misses:,}"]))
+        print(
+            _row(
+                label,
+                [
+                    f"{r.rps:,.0f}",
+                    f"{r.p50_ms:.1f}",
+                    f"{r.p99_ms:.1f}",
+                    f"{r.errors:,}",
+                    "—" if r is bare else f"{r.misses:,}",
+                ],
+            )
+        )
 
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}" if b else "—"
 
-    print(_row("ratio (ours / bare)", [ratio(ours.rps, bare.rps), ratio(ours.p50_ms, bare.p50_ms),
-                                       ratio(ours.p99_ms, bare.p99_ms), "", ""]))
+    print(
+        _row(
+            "ratio (ours / bare)",
+            [ratio(ours.rps, bare.rps), ratio(ours.p50_ms, bare.p50_ms), ratio(ours.p99_ms, bare.p99_ms), "", ""],
+        )
+    )
     print()
-    seeded = (f"reused; seeded earlier in {store.seed_seconds:.0f} s" if store.reused
-              else f"seeded now in {store.seed_seconds:.0f} s")
-    print(f"store      {store.payments:,} payments, {store.refunds:,} refunds, {store.disputes:,} disputes, "
-          f"{store.requests:,} refund requests ({seeded})")
-    print(f"setup      {cpus} CPUs; gunicorn, {args.workers} sync workers per app (they close the connection after"
-          " each response); the apps run one after the other")
-    print(f"load       {args.clients} clients, {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
-          f"generator: {generator}")
+    seeded = (
+        f"reused; seeded earlier in {store.seed_seconds:.0f} s"
+        if store.reused
+        else f"seeded now in {store.seed_seconds:.0f} s"
+    )
+    print(
+        f"store      {store.payments:,} payments, {store.refunds:,} refunds, {store.disputes:,} disputes, "
+        f"{store.requests:,} refund requests ({seeded})"
+    )
+    print(
+        f"setup      {cpus} CPUs; gunicorn, {args.workers} sync workers per app (they close the connection after"
+        " each response); the apps run one after the other"
+    )
+    print(
+        f"load       {args.clients} clients, {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
+        f"generator: {generator}"
+    )
     noisy: list[str] = []
     for label, r in (("bare", bare), ("ours", ours)):
         # CPU per request is the figure least moved by other load on the machine.
         per = 1000 / r.completed if r.completed else 0.0
-        print(f"cpu {label}   {r.cpu_shares()} (of one core); "
-              f"per request {r.server_cpu * per:.2f} ms gunicorn + {r.postgres_cpu * per:.2f} ms postgres")
+        print(
+            f"cpu {label}   {r.cpu_shares()} (of one core); "
+            f"per request {r.server_cpu * per:.2f} ms gunicorn + {r.postgres_cpu * per:.2f} ms postgres"
+        )
         if r.details.get("reused_bodies"):
             print(f"note       {label}: more requests than pre-signed bodies; some bodies were sent twice")
         if r.noisy:
             noisy.append(label)
     if noisy:
-        print(f"WARNING    other processes took over 15% of a core while measuring {' and '.join(noisy)}; "
-              "req/s and latency are understated. Rerun on a quiet machine.")
+        print(
+            f"WARNING    other processes took over 15% of a core while measuring {' and '.join(noisy)}; "
+            "req/s and latency are understated. Rerun on a quiet machine."
+        )
     for label, r in (("bare", bare), ("ours", ours)):
         common.print_problems(label, r, WORK / "logs")
     met = ours.rps >= GOAL_RPS and ours.p99_ms < GOAL_P99_MS and not ours.errors and not ours.misses
-    print(f"goal       >= {GOAL_RPS:,} lookups/s and p99 < {GOAL_P99_MS:.0f} ms at {GOAL_CLIENTS} clients: "
-          f"{'MET' if met else 'NOT MET'} ({ours.rps:,.0f}/s, p99 {ours.p99_ms:.1f} ms)"
-          f"{common.clients_note(args.clients, GOAL_CLIENTS)}")
+    print(
+        f"goal       >= {GOAL_RPS:,} lookups/s and p99 < {GOAL_P99_MS:.0f} ms at {GOAL_CLIENTS} clients: "
+        f"{'MET' if met else 'NOT MET'} ({ours.rps:,.0f}/s, p99 {ours.p99_ms:.1f} ms)"
+        f"{common.clients_note(args.clients, GOAL_CLIENTS)}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,15 +561,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.lookup_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--payments", type=int, default=1_000_000, help="payments in the store (default 1,000,000)")
     p.add_argument("--clients", type=int, default=32, help="concurrent connections (default 32)")
-    p.add_argument("--seconds", type=float, default=15,
-                   help=f"measured seconds per app (default 15, max {MAX_SECONDS})")
+    p.add_argument(
+        "--seconds", type=float, default=15, help=f"measured seconds per app (default 15, max {MAX_SECONDS})"
+    )
     # 4: the Procfile's default (WEB_CONCURRENCY) and 2 × cores as `refund-desk web` picks, so the
     # figures match production and shared/PERFORMANCE.md. A sync worker waits on Postgres for part of
     # each request, so two per core keep both cores busy; more only adds context switches.
     p.add_argument("--workers", type=int, default=4, help="gunicorn sync workers per app (default 4 = 2 × cores)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each measurement (default 2)")
-    p.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
-                   help="load generator: wrk (installed with apt-get when missing) or the Python fallback")
+    p.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator: wrk (installed with apt-get when missing) or the Python fallback",
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed for the ids looked up")
     args = p.parse_args(argv)
     common.check_args(p, args, MAX_SECONDS)
@@ -529,8 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     started = time.perf_counter()
 
-    load, generator = common.choose_load(args.generator, lambda wrk: WrkLoad(wrk, WORK / "wrk"), PythonLoad,
-                                         "1 thread, Lua over pre-signed bodies")
+    load, generator = common.choose_load(
+        args.generator, lambda wrk: WrkLoad(wrk, WORK / "wrk"), PythonLoad, "1 thread, Lua over pre-signed bodies"
+    )
     if load is None:
         print(generator, file=sys.stderr)
         return 2
@@ -539,13 +602,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server_url = embedded.start(common.DATA)  # stopped when the last process using it exits
         store = prepare_store(server_url, args.payments)
-        print(f"store: {store.payments:,} payments, {store.refunds:,} refunds "
-              f"({'reused' if store.reused else 'seeded'}; seeding took {store.seed_seconds:.1f} s)", flush=True)
+        print(
+            f"store: {store.payments:,} payments, {store.refunds:,} refunds "
+            f"({'reused' if store.reused else 'seeded'}; seeding took {store.seed_seconds:.1f} s)",
+            flush=True,
+        )
         ids = sample_ids(store.url, min(100_000, max(5_000, args.payments // 10)), rng)
         env = common.server_env(store.url, SLACK_SIGNING_SECRET=SIGNING_SECRET, STRIPE_WEBHOOK_SECRET="whsec_bench")
         logs = WORK / "logs"
-        bare = common.Server("bare", "bench.bare_bolt:create_app()", common.free_port(), args.workers, env,
-                             logs / "bare.log")
+        bare = common.Server(
+            "bare", "bench.bare_bolt:create_app()", common.free_port(), args.workers, env, logs / "bare.log"
+        )
         ours = common.Server("ours", "app:create_app()", common.free_port(), args.workers, env, logs / "ours.log")
         print(f"measuring bare Bolt ({args.warmup:g} s warm-up + {args.seconds:g} s) …", flush=True)
         bare_result = measure(bare, "/healthz", "", load, ids, args, rng)

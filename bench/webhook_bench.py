@@ -103,8 +103,10 @@ class EventFactory:
 
     def signed(self, phase: str, start: int, count: int, secret: str) -> list[Signed]:
         """`count` new events signed now (one timestamp: Stripe accepts it for 300 s)."""
-        return [sign(self.event_id(phase, n), self.body(self.event_id(phase, n), n), secret)
-                for n in range(start, start + count)]
+        return [
+            sign(self.event_id(phase, n), self.body(self.event_id(phase, n), n), secret)
+            for n in range(start, start + count)
+        ]
 
     @property
     def mean_size(self) -> float:
@@ -133,23 +135,28 @@ def fresh_database(server_url: str) -> str:
 def count_stored(url: str, table: str, prefix: str) -> int:
     """Rows of `table` whose id starts with prefix."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table} WHERE id LIKE %s",  # noqa: S608 (fixed names)
-                           (prefix + "%",)).fetchone()
+        row = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE id LIKE %s",  # noqa: S608 (fixed names)
+            (prefix + "%",),
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
 def stored_ids(url: str, prefix: str, limit: int) -> list[str]:
     """Ids of stored inbox events starting with prefix."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return [r[0] for r in conn.execute("SELECT id FROM stripe_events WHERE id LIKE %s LIMIT %s",
-                                           (prefix + "%", limit))]
+        return [
+            r[0] for r in conn.execute("SELECT id FROM stripe_events WHERE id LIKE %s LIMIT %s", (prefix + "%", limit))
+        ]
 
 
 def missing_ids(url: str, table: str, ids: list[str]) -> int:
     """How many of ids are not in table."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table} WHERE id = ANY(%s)",  # noqa: S608 (fixed names)
-                           (ids,)).fetchone()
+        row = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE id = ANY(%s)",  # noqa: S608 (fixed names)
+            (ids,),
+        ).fetchone()
     return len(set(ids)) - (int(row[0]) if row else 0)
 
 
@@ -158,8 +165,13 @@ def missing_ids(url: str, table: str, ids: list[str]) -> int:
 # --------------------------------------------------------------------------------------------
 def post_event(port: int, path: str, item: Signed) -> tuple[int, bytes]:
     """POST one signed event as Stripe does."""
-    return common.http(port, "POST", path, item.body,
-                       {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": item.header})
+    return common.http(
+        port,
+        "POST",
+        path,
+        item.body,
+        {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": item.header},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,17 +253,26 @@ class WrkLoad(common.Wrk):
             for item in pool:
                 fh.write(f"{len(item.body)} {item.header}\n".encode())
                 fh.write(item.body)
-        self.write_script(name, WRK_LUA.replace("@POOL@", json.dumps(str(pool_file)))
-                          .replace("@PATH@", json.dumps(path)))
+        self.write_script(
+            name, WRK_LUA.replace("@POOL@", json.dumps(str(pool_file))).replace("@PATH@", json.dumps(path))
+        )
         self.path = path
 
     def run(self, port: int, clients: int, seconds: float) -> Result:
         """Load `port` for `seconds` with `clients` connections."""
         d, cpu = self.run_script(port, self.path, clients, seconds)
         return Result(
-            sent=d["sent"], completed=d["completed"], seconds=d["duration_us"] / 1e6,
-            fresh=d["fresh"], dups=d["dups"], other_ok=d["other_ok"], errors=d["errors"] + d["socket_errors"],
-            p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000, generator_cpu=cpu, first_problem=d["first_problem"],
+            sent=d["sent"],
+            completed=d["completed"],
+            seconds=d["duration_us"] / 1e6,
+            fresh=d["fresh"],
+            dups=d["dups"],
+            other_ok=d["other_ok"],
+            errors=d["errors"] + d["socket_errors"],
+            p50_ms=d["p50_us"] / 1000,
+            p99_ms=d["p99_us"] / 1000,
+            generator_cpu=cpu,
+            first_problem=d["first_problem"],
             details={"max_ms": d["max_us"] / 1000, "socket_errors": d["socket_errors"]},
         )
 
@@ -264,9 +285,18 @@ class PythonLoad:
 
     def prepare(self, name: str, path: str, pool: list[Signed]) -> None:
         """Render every request to bytes once, outside the measured time."""
-        self.wire = [(s.id, (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
-                             f"Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {s.header}\r\n"
-                             f"Content-Length: {len(s.body)}\r\n\r\n").encode() + s.body) for s in pool]
+        self.wire = [
+            (
+                s.id,
+                (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+                    f"Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {s.header}\r\n"
+                    f"Content-Length: {len(s.body)}\r\n\r\n"
+                ).encode()
+                + s.body,
+            )
+            for s in pool
+        ]
 
     def run(self, port: int, clients: int, seconds: float) -> Result:
         """Load `port` for `seconds` with `clients` connections; in-flight requests finish (no cut-off)."""
@@ -312,8 +342,9 @@ def pool_size(warm: Result, seconds: float) -> int:
     return min(MAX_POOL, int(rate * seconds * 1.5) + 5000)
 
 
-def warm_up(server: common.Server, load: Load, factory: EventFactory, name: str, path: str, rate: int,
-            args: argparse.Namespace) -> Result:
+def warm_up(
+    server: common.Server, load: Load, factory: EventFactory, name: str, path: str, rate: int, args: argparse.Namespace
+) -> Result:
     """A warm-up run on its own new events, enough for `rate` req/s (an empty Result with --warmup 0)."""
     if not args.warmup:
         return Result()
@@ -369,8 +400,9 @@ def run_ours(server: common.Server, load: Load, factory: EventFactory, args: arg
     return Ours(new, dup, pool)
 
 
-def run_bare(server: common.Server, load: Load, factory: EventFactory, pool: list[Signed],
-             args: argparse.Namespace) -> Result:
+def run_bare(
+    server: common.Server, load: Load, factory: EventFactory, pool: list[Signed], args: argparse.Namespace
+) -> Result:
     """The same bodies (and headers) to the bare endpoint: warm-up bodies, then the measured ones."""
     status, body = post_event(server.port, BARE_PATH, factory.signed("c", 0, 1, WEBHOOK_SECRET)[0])
     if status != 200:
@@ -401,8 +433,10 @@ def durability(url: str, table: str, r: Result) -> tuple[bool, str]:
     # stored without being acknowledged. So: acked <= stored <= sent, and stored - acked <= clients.
     in_flight = stored - acked
     ok = acked <= stored <= r.sent and in_flight <= r.sent - r.completed
-    return ok, (f"{acked:,} acknowledged, {stored:,} stored ({in_flight} stored while in flight at the cut-off; "
-                f"{r.sent - r.completed} requests were cut off)")
+    return ok, (
+        f"{acked:,} acknowledged, {stored:,} stored ({in_flight} stored while in flight at the cut-off; "
+        f"{r.sent - r.completed} requests were cut off)"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,29 +446,60 @@ def _row(label: str, cells: list[str]) -> str:
     return common.row(label, cells, 24)
 
 
-def report(ours: Ours, bare: Result, checks: list[tuple[str, bool, str]], args: argparse.Namespace,
-           generator: str, factory: EventFactory) -> None:
+def report(
+    ours: Ours,
+    bare: Result,
+    checks: list[tuple[str, bool, str]],
+    args: argparse.Namespace,
+    generator: str,
+    factory: EventFactory,
+) -> None:
     """The table, the setting, and the verdict on the goal."""
     new, dup = ours.new, ours.dup
     wrong = {"new events": new.dups, "duplicates": dup.fresh, "bare store": 0}
     print()
     print(_row("", ["req/s", "p50 ms", "p99 ms", "errors", "wrong"]))
     for label, r in (("ours: new events", new), ("ours: duplicates", dup), ("bare store", bare)):
-        print(_row(label, [f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.errors:,}",
-                           f"{wrong[label.removeprefix('ours: ')]:,}"]))
+        print(
+            _row(
+                label,
+                [
+                    f"{r.rps:,.0f}",
+                    f"{r.p50_ms:.1f}",
+                    f"{r.p99_ms:.1f}",
+                    f"{r.errors:,}",
+                    f"{wrong[label.removeprefix('ours: ')]:,}",
+                ],
+            )
+        )
     ratio = new.rps / bare.rps if bare.rps else 0.0
-    print(_row("ratio ours-new / bare", [f"{ratio:.2f}", f"{new.p50_ms / bare.p50_ms:.2f}" if bare.p50_ms else "—",
-                                         f"{new.p99_ms / bare.p99_ms:.2f}" if bare.p99_ms else "—", "", ""]))
+    print(
+        _row(
+            "ratio ours-new / bare",
+            [
+                f"{ratio:.2f}",
+                f"{new.p50_ms / bare.p50_ms:.2f}" if bare.p50_ms else "—",
+                f"{new.p99_ms / bare.p99_ms:.2f}" if bare.p99_ms else "—",
+                "",
+                "",
+            ],
+        )
+    )
     print("(wrong: a 200 saying duplicate when new was expected, or new when a duplicate was expected)")
     print()
-    workers = f"{args.workers} {args.worker_class}" + (f" × {args.threads} threads" if args.worker_class == "gthread"
-                                                       else "")
+    workers = f"{args.workers} {args.worker_class}" + (
+        f" × {args.threads} threads" if args.worker_class == "gthread" else ""
+    )
     print(f"servers    gunicorn, {workers} workers each app, one app at a time, access log off")
-    print(f"load       {args.clients} clients, {args.seconds:g} s measured after {args.warmup:g} s warm-up each, "
-          f"generator {generator}, {os.cpu_count()} CPUs")
-    print(f"events     fixtures of {factory.mean_size / 1024:.1f} KB on average, {len(FIXTURE_NAMES)} kinds; "
-          f"new pool {new.details['pool']:,}, duplicate pool {dup.details['pool']:,}, bare pool "
-          f"{bare.details['pool']:,}")
+    print(
+        f"load       {args.clients} clients, {args.seconds:g} s measured after {args.warmup:g} s warm-up each, "
+        f"generator {generator}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"events     fixtures of {factory.mean_size / 1024:.1f} KB on average, {len(FIXTURE_NAMES)} kinds; "
+        f"new pool {new.details['pool']:,}, duplicate pool {dup.details['pool']:,}, bare pool "
+        f"{bare.details['pool']:,}"
+    )
     noisy = []
     for label, r in (("new", new), ("dup", dup), ("bare", bare)):
         print(f"cpu {label:<6} {r.cpu_shares()} (100% = one core)")
@@ -444,8 +509,10 @@ def report(ours: Ours, bare: Result, checks: list[tuple[str, bool, str]], args: 
             print(f"WARNING    the {label} run outlasted its pool of bodies: some were sent twice")
         common.print_problems(label, r, WORK / "logs")
     if noisy:
-        print(f"WARNING    other processes used CPU during the {', '.join(noisy)} run(s): figures are low; "
-              "rerun on a quiet machine")
+        print(
+            f"WARNING    other processes used CPU during the {', '.join(noisy)} run(s): figures are low; "
+            "rerun on a quiet machine"
+        )
     for label, ok, text in checks:
         print(f"{label:<10} {'OK' if ok else 'FAILED'}: {text}")
     at = common.clients_note(args.clients, GOAL_CLIENTS)
@@ -466,22 +533,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags, bounded so a run cannot take unbounded time."""
     p = argparse.ArgumentParser(prog="python -m bench.webhook_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=32, help="concurrent connections (default 32)")
-    p.add_argument("--seconds", type=float, default=10,
-                   help=f"measured seconds per phase (default 10, max {MAX_SECONDS})")
+    p.add_argument(
+        "--seconds", type=float, default=10, help=f"measured seconds per phase (default 10, max {MAX_SECONDS})"
+    )
     # The Procfile's default (WEB_CONCURRENCY, else 4 = 2 × cores): a sync worker waits on Postgres for
     # part of each request, so two per core keep both cores busy. 6 gave ≈ 5 % more new events/s
     # (same ratio to bare) but slows lookups; the bench measures what production runs.
-    p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 4),
-                   help="gunicorn workers per app (default $WEB_CONCURRENCY or 4, as the Procfile)")
-    p.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
-                   help="gunicorn worker class for both apps (default sync, as the Procfile runs it)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY") or 4),
+        help="gunicorn workers per app (default $WEB_CONCURRENCY or 4, as the Procfile)",
+    )
+    p.add_argument(
+        "--worker-class",
+        choices=["sync", "gthread"],
+        default="sync",
+        help="gunicorn worker class for both apps (default sync, as the Procfile runs it)",
+    )
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each phase (default 2)")
-    p.add_argument("--quiet-wait", type=float, default=120,
-                   help="before each phase, wait up to this many seconds for other CPU load to stop (default 120, "
-                        "0: don't)")
-    p.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
-                   help="load generator: wrk (installed with apt-get when missing) or the Python fallback")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120,
+        help="before each phase, wait up to this many seconds for other CPU load to stop (default 120, 0: don't)",
+    )
+    p.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator: wrk (installed with apt-get when missing) or the Python fallback",
+    )
     args = p.parse_args(argv)
     common.check_args(p, args, MAX_SECONDS)
     if not 0 <= args.quiet_wait <= 300:
@@ -493,8 +576,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def gunicorn(name: str, app: str, env: dict[str, str], args: argparse.Namespace) -> common.Server:
     """A server for `app` with the workers the flags ask for (the same for both apps)."""
-    return common.Server(name, app, common.free_port(), args.workers, env, WORK / "logs" / f"{name}.log",
-                         worker_class=args.worker_class, threads=args.threads, problem_marks=PROBLEM_MARKS)
+    return common.Server(
+        name,
+        app,
+        common.free_port(),
+        args.workers,
+        env,
+        WORK / "logs" / f"{name}.log",
+        worker_class=args.worker_class,
+        threads=args.threads,
+        problem_marks=PROBLEM_MARKS,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,8 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring the bare store ({phase}) …", flush=True)
         with common.serving(bare_server, "/healthz"):
             bare = run_bare(bare_server, load, factory, ours.measured_pool, args)
-        checks = [("durability", *durability(url, "stripe_events", ours.new)),
-                  ("bare", *durability(url, "bare_events", bare))]
+        checks = [
+            ("durability", *durability(url, "stripe_events", ours.new)),
+            ("bare", *durability(url, "bare_events", bare)),
+        ]
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr)
         return 130

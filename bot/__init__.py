@@ -27,8 +27,9 @@ def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool =
     # Authorization from settings, without an auth.test call on each process's first request:
     # a Slack outage must not stop the app from answering what it can.
     def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
-        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id,
-                               bot_token=settings.slack_bot_token)
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=settings.slack_bot_token
+        )
 
     app = App(
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
@@ -45,11 +46,13 @@ def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool =
 
     @app.error
     def on_error(error: Exception, body: dict) -> BoltResponse:
-        log.error("unhandled error in a Slack listener (%s)", body.get("type") or body.get("command"),
-                  exc_info=error)
+        log.error("unhandled error in a Slack listener (%s)", body.get("type") or body.get("command"), exc_info=error)
         if body.get("command"):
-            return BoltResponse(status=200, headers={"content-type": ["application/json"]},
-                                body=json.dumps({"response_type": "ephemeral", "text": SORRY}))
+            return BoltResponse(
+                status=200,
+                headers={"content-type": ["application/json"]},
+                body=json.dumps({"response_type": "ephemeral", "text": SORRY}),
+            )
         return BoltResponse(status=200, body="")
 
     commands.register(app, deps)

@@ -136,17 +136,24 @@ def register(app: App, deps: Deps) -> None:
         if not allowed:
             _ephemeral(respond, "Only approvers, admins and the on-call group can take a dispute.")
             return
-        _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, action_value(body)[:255], user,
-                                                  utcnow()))
+        _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, action_value(body)[:255], user, utcnow()))
 
     def refund_for_fraud_warning(body: dict, respond: Respond) -> None:
         user = body["user"]["id"]
         payment_id, _, warning = action_value(body).partition("|")
         try:
             roles = deps.roles.for_request(user)
-            result = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=None, reason="fraudulent",
-                                         note=f"Early fraud warning {warning[:255]}: refunding to avoid a dispute.",
-                                         user=user, roles=roles, via="fraud_warning", now=utcnow())
+            result = refund_requests.ask(
+                deps.requests,
+                payment_id=payment_id,
+                amount_text=None,
+                reason="fraudulent",
+                note=f"Early fraud warning {warning[:255]}: refunding to avoid a dispute.",
+                user=user,
+                roles=roles,
+                via="fraud_warning",
+                now=utcnow(),
+            )
         except DeskError as exc:
             _ephemeral(respond, f"Not requested: {exc.message}")
             return

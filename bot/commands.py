@@ -35,12 +35,18 @@ def register(app: App, deps: Deps) -> None:
             ack(response_type="ephemeral", text=f"Checking `{cmd.payment_id}` for a refund request…")
             later(_request, respond, cmd, command["user_id"])
         elif isinstance(cmd, Pending):
-            ack(response_type="ephemeral", text="Open refund requests",
-                blocks=request_blocks.pending_blocks(refund_requests.open_requests(deps.pool), now=utcnow()))
+            ack(
+                response_type="ephemeral",
+                text="Open refund requests",
+                blocks=request_blocks.pending_blocks(refund_requests.open_requests(deps.pool), now=utcnow()),
+            )
         elif isinstance(cmd, Stats):
             since, rows = refund_requests.stats(deps.pool, cmd.period, utcnow())
-            ack(response_type="ephemeral", text="Refund request stats",
-                blocks=request_blocks.stats_blocks(rows, cmd.period, since))
+            ack(
+                response_type="ephemeral",
+                text="Refund request stats",
+                blocks=request_blocks.stats_blocks(rows, cmd.period, since),
+            )
 
     def _lookup(ack: Ack, cmd: Lookup, respond: Respond) -> None:
         try:
@@ -49,8 +55,11 @@ def register(app: App, deps: Deps) -> None:
             log.warning("database unavailable; looking up %s in Stripe only", cmd.stripe_id)
             view = None
         if view is not None:
-            ack(response_type="ephemeral", text=blocks.payment_text(view),
-                blocks=blocks.payment_blocks(view, now=utcnow()))
+            ack(
+                response_type="ephemeral",
+                text=blocks.payment_text(view),
+                blocks=blocks.payment_blocks(view, now=utcnow()),
+            )
             return
         # Not stored yet: acknowledge now and answer through response_url once Stripe has spoken,
         # so Slack's 3-second limit never passes while Stripe is slow.
@@ -61,34 +70,60 @@ def register(app: App, deps: Deps) -> None:
         try:
             view = lookup.from_stripe(deps.pool, deps.stripe, stripe_id, now=utcnow())
         except NotFound:
-            respond(replace_original=True, response_type="ephemeral",
-                    text=f"No payment, refund or dispute `{stripe_id}` was found in Stripe.")
+            respond(
+                replace_original=True,
+                response_type="ephemeral",
+                text=f"No payment, refund or dispute `{stripe_id}` was found in Stripe.",
+            )
             return
         except DeskError as exc:
-            respond(replace_original=True, response_type="ephemeral",
-                    text=f"Could not look up `{stripe_id}`: {exc.message}")
+            respond(
+                replace_original=True, response_type="ephemeral", text=f"Could not look up `{stripe_id}`: {exc.message}"
+            )
             return
-        respond(replace_original=True, response_type="ephemeral", text=blocks.payment_text(view),
-                blocks=blocks.payment_blocks(view, now=utcnow()))
+        respond(
+            replace_original=True,
+            response_type="ephemeral",
+            text=blocks.payment_text(view),
+            blocks=blocks.payment_blocks(view, now=utcnow()),
+        )
 
     def _request(respond: Respond, cmd: RequestRefund, user: str) -> None:
         try:
             roles = deps.roles.for_request(user)
-            result = refund_requests.ask(deps.requests, payment_id=cmd.payment_id, amount_text=cmd.amount_text,
-                                         reason=cmd.reason, note=cmd.note, user=user, roles=roles,
-                                         via="slash_command", now=utcnow())
+            result = refund_requests.ask(
+                deps.requests,
+                payment_id=cmd.payment_id,
+                amount_text=cmd.amount_text,
+                reason=cmd.reason,
+                note=cmd.note,
+                user=user,
+                roles=roles,
+                via="slash_command",
+                now=utcnow(),
+            )
         except NotFound:
-            respond(replace_original=True, response_type="ephemeral",
-                    text=f"No payment `{cmd.payment_id}` was found in Stripe.")
+            respond(
+                replace_original=True,
+                response_type="ephemeral",
+                text=f"No payment `{cmd.payment_id}` was found in Stripe.",
+            )
             return
         except DeskError as exc:
             respond(replace_original=True, response_type="ephemeral", text=f"Not requested: {exc.message}")
             return
         if isinstance(result, Draft):
-            respond(replace_original=True, response_type="ephemeral", text=request_blocks.confirm_text(result),
-                    blocks=request_blocks.confirm_blocks(result))
+            respond(
+                replace_original=True,
+                response_type="ephemeral",
+                text=request_blocks.confirm_text(result),
+                blocks=request_blocks.confirm_blocks(result),
+            )
             return
-        respond(replace_original=True, response_type="ephemeral",
-                text=request_blocks.filed_text(result, deps.settings.approvals_channel))
+        respond(
+            replace_original=True,
+            response_type="ephemeral",
+            text=request_blocks.filed_text(result, deps.settings.approvals_channel),
+        )
 
     app.command(COMMAND)(answer)

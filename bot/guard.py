@@ -41,8 +41,9 @@ class Refusal:
         return resp
 
 
-def check_signature(verifier: SignatureVerifier, body: str, timestamp: str | None, signature: str | None,
-                    now: float) -> Refusal | None:
+def check_signature(
+    verifier: SignatureVerifier, body: str, timestamp: str | None, signature: str | None, now: float
+) -> Refusal | None:
     """Refuse (401) a request Slack did not sign in the last five minutes; None when it did."""
     if not timestamp:
         return Refusal(401, "missing X-Slack-Request-Timestamp")
@@ -60,17 +61,26 @@ def check_signature(verifier: SignatureVerifier, body: str, timestamp: str | Non
 
 
 def _is_object_list(value: Any, key: str) -> bool:
-    return (isinstance(value, list) and bool(value)
-            and all(isinstance(item, dict) and isinstance(item.get(key), str) for item in value))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, dict) and isinstance(item.get(key), str) for item in value)
+    )
 
 
 # What Bolt's listener matching indexes without checking, by payload type: Slack always sends these
 # shapes, and anything else raises inside Bolt's own error handler, which then answers 500.
 _SHAPES: dict[str, tuple[str, Callable[[Any], bool], str]] = {
-    "block_actions": ("actions", lambda v: _is_object_list(v, "action_id"),
-                      "a non-empty list of objects with an action_id"),
-    "event_callback": ("event", lambda v: isinstance(v, dict) and isinstance(v.get("type"), str),
-                       "an object with a string type"),
+    "block_actions": (
+        "actions",
+        lambda v: _is_object_list(v, "action_id"),
+        "a non-empty list of objects with an action_id",
+    ),
+    "event_callback": (
+        "event",
+        lambda v: isinstance(v, dict) and isinstance(v.get("type"), str),
+        "an object with a string type",
+    ),
     "view_submission": ("view", lambda v: isinstance(v, dict), "an object"),
     "view_closed": ("view", lambda v: isinstance(v, dict), "an object"),
 }
@@ -84,11 +94,11 @@ def _json_object_with_type(text: str, what: str) -> Refusal | None:
     except ValueError:
         return Refusal(400, f"{what} is not valid JSON")
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        return Refusal(400, f"{what} is not a JSON object with a string \"type\"")
+        return Refusal(400, f'{what} is not a JSON object with a string "type"')
     if value["type"] in _SHAPES:
         key, fits, shape = _SHAPES[value["type"]]
         if not fits(value.get(key)):
-            return Refusal(400, f"{value['type']} {what}: \"{key}\" should be {shape}")
+            return Refusal(400, f'{value["type"]} {what}: "{key}" should be {shape}')
     return None
 
 
@@ -114,8 +124,13 @@ class SlackGuard:
 
     def refusal(self, body: str, headers: Mapping[str, str]) -> Refusal | None:
         """Why a request with this body and these headers must not reach Bolt, or None."""
-        refused = check_signature(self._verifier, body, headers.get("X-Slack-Request-Timestamp"),
-                                  headers.get("X-Slack-Signature"), time.time())
+        refused = check_signature(
+            self._verifier,
+            body,
+            headers.get("X-Slack-Request-Timestamp"),
+            headers.get("X-Slack-Signature"),
+            time.time(),
+        )
         if refused:
             log.info("refused an unsigned Slack request: %s", refused.reason)
             return refused
@@ -137,8 +152,9 @@ class SlackGuard:
             # field keeps its value; Bolt's own signature check is off because this guard made it.
             body = body.replace("payload", "%70ayload")
         try:
-            bolt_request = BoltRequest(body=body, headers=request.headers,
-                                       query=request.query_string.decode("utf-8", "replace"))
+            bolt_request = BoltRequest(
+                body=body, headers=request.headers, query=request.query_string.decode("utf-8", "replace")
+            )
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
             # Bolt reads team, user and channel ids while building the request, before any listener:
             # a signed body whose fields have the wrong types fails here, and that is a bad request.

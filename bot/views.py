@@ -56,9 +56,17 @@ def register(app: App, deps: Deps) -> None:
         try:
             roles = deps.roles.for_request(user)
             # An empty amount asks for everything still refundable; the next step shows how much that is.
-            result = refund_requests.ask(deps.requests, payment_id=payment_id, amount_text=amount or None,
-                                         reason=reason, note=_value(view, ids.NOTE_BLOCK), user=user, roles=roles,
-                                         via="modal", now=utcnow())
+            result = refund_requests.ask(
+                deps.requests,
+                payment_id=payment_id,
+                amount_text=amount or None,
+                reason=reason,
+                note=_value(view, ids.NOTE_BLOCK),
+                user=user,
+                roles=roles,
+                via="modal",
+                now=utcnow(),
+            )
         except DeskError as exc:
             # The first field is where a person looks; the note at the bottom is easy to miss.
             ack(response_action="errors", errors={ids.AMOUNT_BLOCK: exc.message[:150]})

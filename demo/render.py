@@ -45,8 +45,7 @@ def message(body: dict[str, Any], indent: str = "  │ ") -> str:
             lines.append(" ".join(_text(e) for e in block.get("elements", [])))
         elif kind == "actions":
             buttons = [
-                f"[{_text(e.get('text'))}{' → ' + e['url'] if e.get('url') else ''}]"
-                for e in block.get("elements", [])
+                f"[{_text(e.get('text'))}{' → ' + e['url'] if e.get('url') else ''}]" for e in block.get("elements", [])
             ]
             lines.append("  ".join(buttons))
     wrapped: list[str] = []

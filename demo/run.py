@@ -86,16 +86,27 @@ def run(*, keep: bool = False) -> int:
     print(f"Starting the embedded Postgres under {base.data_dir.resolve()} …")
     server_url = db.database_url(base)
     url = _fresh_database(server_url)
-    with SlackStandIn(bot_token="xoxb-demo", usergroups={"S0ONCALL": [ONCALL]}) as slack, \
-            StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api:
+    with (
+        SlackStandIn(bot_token="xoxb-demo", usergroups={"S0ONCALL": [ONCALL]}) as slack,
+        StripeStandIn(api_keys=(STRIPE_KEY,)) as stripe_api,
+    ):
         seeded = _seed(stripe_api)
         settings = Settings(
-            database_url=url, data_dir=base.data_dir, slack_bot_token="xoxb-demo",
-            slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-            stripe_secret_key=STRIPE_KEY, stripe_webhook_secrets=(WEBHOOK_SECRET,),
-            stripe_api_base=stripe_api.url, approvals_channel=APPROVALS, approvers=frozenset({MANAGER}),
-            refunds_feed_channel=FEED_CHANNEL, slack_channel_pace_seconds=0.2,
-            disputes_channel=DISPUTES, alerts_channel=ALERTS_CHANNEL, oncall_group="S0ONCALL",
+            database_url=url,
+            data_dir=base.data_dir,
+            slack_bot_token="xoxb-demo",
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.api_url,
+            stripe_secret_key=STRIPE_KEY,
+            stripe_webhook_secrets=(WEBHOOK_SECRET,),
+            stripe_api_base=stripe_api.url,
+            approvals_channel=APPROVALS,
+            approvers=frozenset({MANAGER}),
+            refunds_feed_channel=FEED_CHANNEL,
+            slack_channel_pace_seconds=0.2,
+            disputes_channel=DISPUTES,
+            alerts_channel=ALERTS_CHANNEL,
+            oncall_group="S0ONCALL",
         )
         from app import build_deps, create_app
 
@@ -136,8 +147,9 @@ def run(*, keep: bool = False) -> int:
     return 0
 
 
-def _webhooks(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, app_url: str,
-              seeded: dict[str, str]) -> None:
+def _webhooks(
+    player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, app_url: str, seeded: dict[str, str]
+) -> None:
     """A refund made outside the bot arrives as a signed webhook, reaches the feed and the lookup."""
     print("\n▶ Someone refunds ¥1,000 of the JPY payment in the Stripe Dashboard (the stand-in).")
     print("  Stripe sends signed webhooks to /webhooks/stripe; the worker applies them and posts to the feed.")
@@ -154,8 +166,12 @@ def _webhooks(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, ap
     print(message(replies[-1]))
     duplicate = stripe_api.events[-1]
     body = json.dumps(duplicate)
-    resp = player.http.post(f"{app_url}/webhooks/stripe", data=body.encode(), timeout=5,
-                            headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)})
+    resp = player.http.post(
+        f"{app_url}/webhooks/stripe",
+        data=body.encode(),
+        timeout=5,
+        headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)},
+    )
     print(f"\n▶ Stripe redelivers {duplicate['id']} ({duplicate['type']})")
     print(f"  ← HTTP {resp.status_code} {resp.text.strip()}")
     print("  (stored once, applied once)")
@@ -183,16 +199,19 @@ def _thread(slack: SlackStandIn, parent: dict) -> list[dict]:
 
 def _approvals(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, seeded: dict[str, str]) -> None:
     """A request, its approval and the webhook that completes it; then a rejection with a reason."""
-    answer = player.command(f"request {seeded['usd_pi']} 30 duplicate charged twice at checkout",
-                            "A support agent asks for a $30 refund of the USD payment")
+    answer = player.command(
+        f"request {seeded['usd_pi']} 30 duplicate charged twice at checkout",
+        "A support agent asks for a $30 refund of the USD payment",
+    )
     request_id = answer["text"].split("#", 1)[1].split(":", 1)[0]
     messages = _wait_for(slack, APPROVALS, lambda ms: any(f"#{request_id}:" in m["text"] for m in ms))
     parent = next(m for m in messages if f"#{request_id}:" in m["text"])
     print(f"  ← #{APPROVALS} (approvals):")
     print(message(parent))
 
-    player.click(ids.APPROVE_REQUEST, request_id, "The agent tries to approve their own request", user=AGENT,
-                 expect_reply=True)
+    player.click(
+        ids.APPROVE_REQUEST, request_id, "The agent tries to approve their own request", user=AGENT, expect_reply=True
+    )
     player.click(ids.APPROVE_REQUEST, request_id, "A billing manager clicks Approve", user=MANAGER)
     refund = _wait_for_refund(stripe_api, request_id)
     print(f"  Stripe now has refund {refund['id']} ({refund['status']}), created with the request's idempotency key.")
@@ -208,29 +227,38 @@ def _approvals(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, s
     for dm in _wait_for(slack, AGENT, lambda ms: any("refunded" in m["text"] for m in ms)):
         print(message(dm))
 
-    answer = player.command(f"request {seeded['kwd_pi']} 2.5 customer changed their mind",
-                            "Another request, on the KWD payment")
+    answer = player.command(
+        f"request {seeded['kwd_pi']} 2.5 customer changed their mind", "Another request, on the KWD payment"
+    )
     request_id = answer["text"].split("#", 1)[1].split(":", 1)[0]
     player.click(ids.REJECT_REQUEST, request_id, "The manager clicks Reject: a modal asks why", user=MANAGER)
     view = _wait_for_view(slack)
     print(f"  ← modal “{view['title']['text']}” opened")
-    values = {ids.REJECT_REASON_BLOCK: {ids.INPUT: {"type": "plain_text_input",
-                                                    "value": "Outside the 14-day window"}}}
+    values = {ids.REJECT_REASON_BLOCK: {ids.INPUT: {"type": "plain_text_input", "value": "Outside the 14-day window"}}}
     answer = player.sender.submit(ids.REJECT_MODAL, values, user=MANAGER, private_metadata=view["private_metadata"])
     print(f"  → submitted with a reason; the modal closes ({answer or 'empty answer'})")
     dms = _wait_for(slack, AGENT, lambda ms: any("rejected" in m["text"] for m in ms))
     print(f"  ← DM to <@{AGENT}>:")
     print(message(dms[-1]))
 
-    player.command(f"request {seeded['usd_pi']} 12.5O duplicate", "A manager mistypes an amount (a letter O)",
-                   user=MANAGER)
-    answer = player.command(f"request {seeded['usd_pi']} 12,50 duplicate charged twice",
-                            "The manager asks again, with a decimal comma: within the threshold, so it would run "
-                            "at once", user=MANAGER)
-    draft = next(e["value"] for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"] == ids.CONFIRM_REFUND)
-    player.click(ids.CONFIRM_REFUND, draft, "The manager checks the amount and confirms", user=MANAGER,
-                 expect_reply=True)
+    player.command(
+        f"request {seeded['usd_pi']} 12.5O duplicate", "A manager mistypes an amount (a letter O)", user=MANAGER
+    )
+    answer = player.command(
+        f"request {seeded['usd_pi']} 12,50 duplicate charged twice",
+        "The manager asks again, with a decimal comma: within the threshold, so it would run at once",
+        user=MANAGER,
+    )
+    draft = next(
+        e["value"]
+        for b in answer["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ids.CONFIRM_REFUND
+    )
+    player.click(
+        ids.CONFIRM_REFUND, draft, "The manager checks the amount and confirms", user=MANAGER, expect_reply=True
+    )
 
 
 def _oncall(player: Player, stripe_api: StripeStandIn, slack: SlackStandIn, deps, seeded: dict[str, str]) -> None:
@@ -330,12 +358,15 @@ def _seed(stripe_api: StripeStandIn) -> dict[str, str]:
 
 
 def _refund(stripe_api: StripeStandIn, charge: str, amount: int) -> str:
-    resp = requests.post(f"{stripe_api.url}/v1/refunds", data={"charge": charge, "amount": amount},
-                         headers={"Authorization": f"Bearer {STRIPE_KEY}"}, timeout=5)
+    resp = requests.post(
+        f"{stripe_api.url}/v1/refunds",
+        data={"charge": charge, "amount": amount},
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=5,
+    )
     resp.raise_for_status()
     return resp.json()["id"]
 
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(run())
-

@@ -10,8 +10,9 @@ AWAITING_EVIDENCE = frozenset({"needs_response", "warning_needs_response"})
 REMINDERS = (("72h", timedelta(hours=72)), ("24h", timedelta(hours=24)))
 
 
-def reminders_due(*, due_by: datetime | None, status: str, evidence_submitted: bool, sent: set[str],
-                  now: datetime) -> list[str]:
+def reminders_due(
+    *, due_by: datetime | None, status: str, evidence_submitted: bool, sent: set[str], now: datetime
+) -> list[str]:
     """Which evidence reminders to send now: at 72 h and 24 h before the deadline, once each.
 
     None once the dispute no longer needs a response, evidence is in, or the deadline passed; a
@@ -96,8 +97,11 @@ def incident_step(incident: Incident | None, window: Window, limits: Limits, now
     if incident is None:
         return Step("open") if bad else Step("none")
     if bad:
-        worse = (incident.notified_rate is not None and window.rate >= incident.notified_rate * limits.renotify_factor
-                 and now - incident.notified_at >= limits.renotify_every)
+        worse = (
+            incident.notified_rate is not None
+            and window.rate >= incident.notified_rate * limits.renotify_factor
+            and now - incident.notified_at >= limits.renotify_every
+        )
         return Step("worse" if worse else "none", healthy_since=None)
     since = incident.healthy_since or now
     if now - since >= limits.window:
@@ -117,8 +121,9 @@ def parse_routes(text: str) -> dict[tuple[str, str], str]:
     return routes
 
 
-def channel_for(kind: str, account: str | None, routes: Mapping[tuple[str, str], str],
-                defaults: Mapping[str, str | None]) -> str | None:
+def channel_for(
+    kind: str, account: str | None, routes: Mapping[tuple[str, str], str], defaults: Mapping[str, str | None]
+) -> str | None:
     """The channel for an alert kind ('disputes' or 'alerts'), overridden per Connect account."""
     if account:
         for key in ((account, kind), (account, "*")):

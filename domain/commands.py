@@ -28,9 +28,13 @@ or `fraudulent`; then a note. A refund that needs no approver shows its amount a
 `/refunds help` shows this."""
 
 REASONS = {
-    "requested_by_customer": "requested_by_customer", "customer": "requested_by_customer",
-    "requested": "requested_by_customer", "duplicate": "duplicate", "dup": "duplicate",
-    "fraudulent": "fraudulent", "fraud": "fraudulent",
+    "requested_by_customer": "requested_by_customer",
+    "customer": "requested_by_customer",
+    "requested": "requested_by_customer",
+    "duplicate": "duplicate",
+    "dup": "duplicate",
+    "fraudulent": "fraudulent",
+    "fraud": "fraudulent",
 }
 PERIODS = ("today", "24h", "7d", "30d", "90d", "month")
 ALL_WORDS = frozenset({"all", "full", "everything"})
@@ -106,8 +110,10 @@ def _parse_request(words: list[str]) -> Command:
         if rest and is_currency_code(rest[0]):
             amount = f"{token} {rest.pop(0)}"
     else:
-        return Help(f"“{_short(token)}” is not an amount. Write it like `25.50` (a comma works for decimals "
-                    f"too: `25,50`), or `all` for everything still refundable. {REQUEST_USAGE}")
+        return Help(
+            f"“{_short(token)}” is not an amount. Write it like `25.50` (a comma works for decimals "
+            f"too: `25,50`), or `all` for everything still refundable. {REQUEST_USAGE}"
+        )
     reason = "requested_by_customer"
     if rest and rest[0].lower() in REASONS:
         reason = REASONS[rest.pop(0).lower()]

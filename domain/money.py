@@ -17,9 +17,25 @@ THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 WHOLE_UNIT_TWO_DECIMAL = frozenset({"isk"})
 
 SYMBOLS = {
-    "usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "krw": "₩", "inr": "₹",
-    "cny": "CN¥", "aud": "A$", "cad": "CA$", "nzd": "NZ$", "hkd": "HK$", "sgd": "S$",
-    "chf": "CHF ", "brl": "R$", "mxn": "MX$", "ils": "₪", "vnd": "₫", "php": "₱", "thb": "฿",
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+    "krw": "₩",
+    "inr": "₹",
+    "cny": "CN¥",
+    "aud": "A$",
+    "cad": "CA$",
+    "nzd": "NZ$",
+    "hkd": "HK$",
+    "sgd": "S$",
+    "chf": "CHF ",
+    "brl": "R$",
+    "mxn": "MX$",
+    "ils": "₪",
+    "vnd": "₫",
+    "php": "₱",
+    "thb": "฿",
 }
 
 _NUMBER_RE = re.compile(r"^[0-9.,]*[0-9][0-9.,]*$")
@@ -45,7 +61,7 @@ def _strip_currency(text: str, currency: str) -> str:
         if not mark:
             continue
         if cleaned.upper().startswith(mark.upper()):
-            cleaned = cleaned[len(mark):].strip()
+            cleaned = cleaned[len(mark) :].strip()
         if cleaned.upper().endswith(mark.upper()):
             cleaned = cleaned[: len(cleaned) - len(mark)].strip()
     return cleaned
@@ -132,12 +148,14 @@ def parse_amount(text: str, currency: str) -> int:
     if not _NUMBER_RE.match(number):
         raise AmountError(f"{_quoted(text)} is not an amount. Write just the number in {code}, like 12.50.")
     places = display_exponent(c)
-    readings = {r for d, g in ((".", ","), (",", ".")) if (r := _reading(number, decimal=d, group=g, places=places))
-                is not None}
+    readings = {
+        r for d, g in ((".", ","), (",", ".")) if (r := _reading(number, decimal=d, group=g, places=places)) is not None
+    }
     if len(readings) > 1:
         shown = " or ".join(format_amount(int(r.scaleb(exponent(c))), c) for r in sorted(readings))
-        raise AmountError(f"{_quoted(text)} could mean {shown}. Write it without a thousands separator and "
-                          "with a point for decimals.")
+        raise AmountError(
+            f"{_quoted(text)} could mean {shown}. Write it without a thousands separator and with a point for decimals."
+        )
     if not readings:
         decimals = re.search(r"[.,]([0-9]+)$", number)
         if decimals and len(decimals.group(1)) > places:
@@ -157,20 +175,26 @@ def parse_amount(text: str, currency: str) -> int:
 
 
 # ISO 4217 codes of currencies Stripe settles or presents; a word in this set after an amount is its currency.
-CURRENCY_CODES = frozenset(re.findall(r"[a-z]{3}", """
+CURRENCY_CODES = frozenset(
+    re.findall(
+        r"[a-z]{3}",
+        """
     aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf
     clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf idr
     ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur
     mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr
     sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof
-    xpf yer zar zmw"""))
+    xpf yer zar zmw""",
+    )
+)
 _ANY_SYMBOL = "".join(sorted({ch for s in SYMBOLS.values() for ch in s.strip() if not ch.isalpha()}))
 
 
 def is_currency_code(word: str) -> bool:
     """Whether a word names a currency: upper case ("USD"), or a lower-case code that is no English word."""
-    return word.lower() in CURRENCY_CODES and (word.isupper() or word in SYMBOLS or word in THREE_DECIMAL
-                                                 or word in ZERO_DECIMAL)
+    return word.lower() in CURRENCY_CODES and (
+        word.isupper() or word in SYMBOLS or word in THREE_DECIMAL or word in ZERO_DECIMAL
+    )
 
 
 def could_be_amount(text: str) -> bool:
@@ -179,8 +203,11 @@ def could_be_amount(text: str) -> bool:
     core = re.sub(r"^(?:[A-Z]{1,2})?[" + re.escape(_ANY_SYMBOL) + "]", "", core).strip()
     if not _NUMBER_RE.match(core):
         return False
-    return any(_reading(core, decimal=d, group=g, places=places) is not None
-               for places in (0, 2, 3) for d, g in ((".", ","), (",", ".")))
+    return any(
+        _reading(core, decimal=d, group=g, places=places) is not None
+        for places in (0, 2, 3)
+        for d, g in ((".", ","), (",", "."))
+    )
 
 
 def parse_money(text: str) -> Money:

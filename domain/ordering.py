@@ -13,15 +13,28 @@ from domain.models import Dispute, Payment, Refund
 
 # Payment intent lifecycle; succeeded and canceled are final.
 PAYMENT_RANK = {
-    "requires_payment_method": 0, "failed": 0, "requires_confirmation": 1, "requires_action": 2,
-    "processing": 3, "pending": 3, "requires_capture": 4, "succeeded": 6, "canceled": 6,
+    "requires_payment_method": 0,
+    "failed": 0,
+    "requires_confirmation": 1,
+    "requires_action": 2,
+    "processing": 3,
+    "pending": 3,
+    "requires_capture": 4,
+    "succeeded": 6,
+    "canceled": 6,
 }
 PAYMENT_FINAL = frozenset({"succeeded", "canceled"})
 CHARGE_RANK = {"failed": 0, "pending": 1, "succeeded": 2}
 REFUND_RANK = {"pending": 0, "requires_action": 0, "succeeded": 1, "failed": 2, "canceled": 2}
 DISPUTE_RANK = {
-    "warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2,
-    "needs_response": 3, "under_review": 4, "won": 5, "lost": 5, "prevented": 5,
+    "warning_needs_response": 0,
+    "warning_under_review": 1,
+    "warning_closed": 2,
+    "needs_response": 3,
+    "under_review": 4,
+    "won": 5,
+    "lost": 5,
+    "prevented": 5,
 }
 
 
@@ -60,22 +73,38 @@ def merge_payment(old: Payment | None, new: Payment) -> Payment | None:
     merged = old
     if _payment_group_wins(old, new):
         merged = replace(
-            merged, status=new.status, amount=new.amount, account=new.account or old.account,
-            livemode=new.livemode, currency=new.currency, observed_at=new.observed_at,
-            description=new.description or old.description, customer_id=new.customer_id or old.customer_id,
-            failure_code=new.failure_code, failure_message=new.failure_message,
+            merged,
+            status=new.status,
+            amount=new.amount,
+            account=new.account or old.account,
+            livemode=new.livemode,
+            currency=new.currency,
+            observed_at=new.observed_at,
+            description=new.description or old.description,
+            customer_id=new.customer_id or old.customer_id,
+            failure_code=new.failure_code,
+            failure_message=new.failure_message,
         )
     if _charge_group_wins(old, new):
         merged = replace(
-            merged, charge_id=new.charge_id or old.charge_id, charge_status=new.charge_status,
-            amount_refunded=new.amount_refunded, disputed=new.disputed or old.disputed,
-            card_brand=new.card_brand or old.card_brand, card_last4=new.card_last4 or old.card_last4,
-            customer_email=new.customer_email or old.customer_email, charge_observed_at=new.charge_observed_at,
+            merged,
+            charge_id=new.charge_id or old.charge_id,
+            charge_status=new.charge_status,
+            amount_refunded=new.amount_refunded,
+            disputed=new.disputed or old.disputed,
+            card_brand=new.card_brand or old.card_brand,
+            card_last4=new.card_last4 or old.card_last4,
+            customer_email=new.customer_email or old.customer_email,
+            charge_observed_at=new.charge_observed_at,
         )
     # Captured money only ever grows; keep the larger figure whichever snapshot carried it.
     captured = max(old.amount_captured, new.amount_captured)
-    merged = replace(merged, amount_captured=captured, amount=max(merged.amount, captured),
-                     amount_refunded=min(merged.amount_refunded, captured))
+    merged = replace(
+        merged,
+        amount_captured=captured,
+        amount=max(merged.amount, captured),
+        amount_refunded=min(merged.amount_refunded, captured),
+    )
     return None if merged == old else merged
 
 

@@ -95,9 +95,16 @@ def roles_of(user: str, config: RoleConfig, members: Members) -> Roles:
     return Roles(requester=is_requester(user, config, members), approver=is_approver(user, config, members))
 
 
-def approvals_needed(roles: Roles, amount: int, currency: str, thresholds: Mapping[str, int],
-                     second_thresholds: Mapping[str, int] | None = None, *, self_approved_before: int = 0,
-                     requested_before: int = 0) -> int:
+def approvals_needed(
+    roles: Roles,
+    amount: int,
+    currency: str,
+    thresholds: Mapping[str, int],
+    second_thresholds: Mapping[str, int] | None = None,
+    *,
+    self_approved_before: int = 0,
+    requested_before: int = 0,
+) -> int:
     """0: runs at once; 1: one approver other than the requester; 2: two different approvers.
 
     The thresholds apply to what a payment's refunds add up to, not to each request, so that
@@ -119,7 +126,8 @@ def refusal_to_refund(view: PaymentView, amount: int | None) -> str | None:
     p: Payment = view.payment
     if p.status != "succeeded" or p.amount_captured <= 0:
         state = (
-            "is not captured yet" if p.status == "requires_capture"
+            "is not captured yet"
+            if p.status == "requires_capture"
             else f"has not succeeded ({p.status.replace('_', ' ')})"
         )
         return f"`{p.id}` {state}: there is nothing to refund."
@@ -128,15 +136,18 @@ def refusal_to_refund(view: PaymentView, amount: int | None) -> str | None:
         return f"`{p.id}` is already fully refunded (or refunds under way cover all of it)."
     disputed = [d for d in view.disputes if d.status in OPEN_DISPUTE]
     if disputed:
-        return (f"`{p.id}` has an open dispute (`{disputed[0].id}`, {disputed[0].status.replace('_', ' ')}): "
-                "respond to the dispute in Stripe instead; a refund now could pay the customer twice.")
+        return (
+            f"`{p.id}` has an open dispute (`{disputed[0].id}`, {disputed[0].status.replace('_', ' ')}): "
+            "respond to the dispute in Stripe instead; a refund now could pay the customer twice."
+        )
     if amount is not None and amount > left:
         return f"That is more than the {format_amount(left, p.currency)} still refundable on `{p.id}`."
     return None
 
 
-def refusal_to_decide(user: str, roles: Roles, requested_by: str, status: str,
-                      approvals: tuple[str, ...] | list[str]) -> str | None:
+def refusal_to_decide(
+    user: str, roles: Roles, requested_by: str, status: str, approvals: tuple[str, ...] | list[str]
+) -> str | None:
     """Why this user may not approve or reject this request now, or None when they may."""
     if status != "pending":
         return f"This request is already {status}."

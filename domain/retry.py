@@ -21,12 +21,25 @@ def gives_up(attempts: int, max_attempts: int) -> bool:
 # Slack errors that say "this message will never be accepted as it is". Everything else (rate
 # limits, outages, and configuration problems such as a revoked token or a bot not yet invited to
 # the channel) is retried with backoff, so fixing the configuration delivers what waited.
-SLACK_MESSAGE_ERRORS = frozenset({
-    "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "too_many_attachments",
-    "invalid_attachments", "invalid_arguments", "invalid_json", "json_not_object", "message_not_found",
-    "cant_update_message", "edit_window_closed", "thread_not_found", "invalid_metadata_format",
-    "invalid_metadata_schema",
-})
+SLACK_MESSAGE_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "too_many_attachments",
+        "invalid_attachments",
+        "invalid_arguments",
+        "invalid_json",
+        "json_not_object",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "thread_not_found",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+    }
+)
 
 
 def slack_error_is_permanent(error: str) -> bool:

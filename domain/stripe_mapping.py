@@ -250,6 +250,11 @@ def review_from_stripe(review: Json) -> Review:
         value = review.get(key)
         return value if isinstance(value, str) else None
 
-    return Review(id=review["id"], charge_id=ref_id(review.get("charge")),
-                  payment_intent_id=ref_id(review.get("payment_intent")), reason=text("reason"),
-                  opened_reason=text("opened_reason"), closed_reason=text("closed_reason"))
+    return Review(
+        id=review["id"],
+        charge_id=ref_id(review.get("charge")),
+        payment_intent_id=ref_id(review.get("payment_intent")),
+        reason=text("reason"),
+        opened_reason=text("opened_reason"),
+        closed_reason=text("closed_reason"),
+    )

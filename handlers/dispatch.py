@@ -54,8 +54,12 @@ def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> 
             with conn.transaction():
                 payload = json.loads(claimed.body)
                 ctx = EventContext(
-                    event_id=claimed.id, event_type=claimed.type, account=claimed.account,
-                    observed_at=ts(payload.get("created")) or claimed.stripe_created, now=now, settings=settings,
+                    event_id=claimed.id,
+                    event_type=claimed.type,
+                    account=claimed.account,
+                    observed_at=ts(payload.get("created")) or claimed.stripe_created,
+                    now=now,
+                    settings=settings,
                 )
                 handler(conn, payload["data"]["object"], ctx)
         except Exception as exc:
@@ -69,8 +73,7 @@ def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> 
         return claimed.id
 
 
-def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, settings: Settings,
-          now: datetime) -> None:
+def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, settings: Settings, now: datetime) -> None:
     attempts = claimed.attempts + 1
     dead = gives_up(attempts, settings.webhook_max_attempts)
     delay = backoff(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, jitter=random.random())  # noqa: S311
@@ -78,7 +81,14 @@ def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, set
     # The stack without the exception's text: psycopg's text carries DETAIL ("Failing row
     # contains (...)", customer emails included), so exc_info is never handed to the logger.
     stack = "".join(traceback.format_tb(exc.__traceback__))
-    log.error("event %s (%s) failed, attempt %d%s: %s\nTraceback (most recent call last):\n%s",
-              claimed.id, claimed.type, attempts, ": dead-lettered" if dead else "", error, stack.rstrip())
+    log.error(
+        "event %s (%s) failed, attempt %d%s: %s\nTraceback (most recent call last):\n%s",
+        claimed.id,
+        claimed.type,
+        attempts,
+        ": dead-lettered" if dead else "",
+        error,
+        stack.rstrip(),
+    )
     events.fail(conn, claimed.id, error=error, dead=dead, retry_at=now + delay)
     EVENTS_APPLIED.labels(claimed.type, "dead" if dead else "failed").inc()

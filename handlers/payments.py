@@ -15,28 +15,54 @@ from store import payments as store
 
 def _audit_payment(conn: psycopg.Connection, saved: store.Saved, ctx: EventContext) -> None:
     after = saved.after
-    audit_sync(conn, ctx, saved, "payment.synced", after.payment_intent_id, after.charge_id,
-               amount_captured=after.amount_captured, amount_refunded=after.amount_refunded)
+    audit_sync(
+        conn,
+        ctx,
+        saved,
+        "payment.synced",
+        after.payment_intent_id,
+        after.charge_id,
+        amount_captured=after.amount_captured,
+        amount_refunded=after.amount_refunded,
+    )
 
 
-@handles("charge.succeeded", "charge.failed", "charge.captured", "charge.pending", "charge.updated",
-         "charge.expired", "charge.refunded")
+@handles(
+    "charge.succeeded",
+    "charge.failed",
+    "charge.captured",
+    "charge.pending",
+    "charge.updated",
+    "charge.expired",
+    "charge.refunded",
+)
 def on_charge(conn: psycopg.Connection, charge: dict[str, Any], ctx: EventContext) -> None:
     """A charge snapshot; old API versions also embed its refunds, which are applied too."""
     saved = store.save_payment(conn, sm.payment_from_charge(charge, account=ctx.account, observed_at=ctx.observed_at))
     if saved.changed:
         _audit_payment(conn, saved, ctx)
     if ctx.event_type in {"charge.succeeded", "charge.failed"}:
-        alerts.record_outcome(conn, charge_id=charge["id"], account=ctx.account,
-                              succeeded=ctx.event_type == "charge.succeeded", decline_code=sm.decline_code(charge),
-                              at=ctx.observed_at)
+        alerts.record_outcome(
+            conn,
+            charge_id=charge["id"],
+            account=ctx.account,
+            succeeded=ctx.event_type == "charge.succeeded",
+            decline_code=sm.decline_code(charge),
+            at=ctx.observed_at,
+        )
     embedded = (charge.get("refunds") or {}).get("data") if isinstance(charge.get("refunds"), dict) else None
     for refund in embedded or []:
         apply_refund(conn, refund, ctx)
 
 
-@handles("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-         "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated")
+@handles(
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.amount_capturable_updated",
+)
 def on_payment_intent(conn: psycopg.Connection, pi: dict[str, Any], ctx: EventContext) -> None:
     """A payment intent snapshot (with its charge when the API version embeds it)."""
     payment = sm.payment_from_payment_intent(pi, account=ctx.account, observed_at=ctx.observed_at)
@@ -47,7 +73,11 @@ def on_payment_intent(conn: psycopg.Connection, pi: dict[str, Any], ctx: EventCo
     charge_id = sm.ref_id(error.get("charge")) or payment.charge_id
     if charge_id and ctx.event_type in {"payment_intent.succeeded", "payment_intent.payment_failed"}:
         # The same attempt may also arrive as charge.*; the charge id counts it once.
-        alerts.record_outcome(conn, charge_id=charge_id, account=ctx.account,
-                              succeeded=ctx.event_type == "payment_intent.succeeded",
-                              decline_code=sm.decline_code_of_error(error), at=ctx.observed_at)
-
+        alerts.record_outcome(
+            conn,
+            charge_id=charge_id,
+            account=ctx.account,
+            succeeded=ctx.event_type == "payment_intent.succeeded",
+            decline_code=sm.decline_code_of_error(error),
+            at=ctx.observed_at,
+        )

@@ -22,5 +22,6 @@ def on_early_fraud_warning(conn: psycopg.Connection, efw: dict[str, Any], ctx: E
 def on_review(conn: psycopg.Connection, review: dict[str, Any], ctx: EventContext) -> None:
     """A Radar review opened or closed: a note in the alerts channel."""
     opened = ctx.event_type == "review.opened"
-    oncall.review(conn, ctx.settings, sm.review_from_stripe(review), opened=opened, account=ctx.account,
-                  event_id=ctx.event_id)
+    oncall.review(
+        conn, ctx.settings, sm.review_from_stripe(review), opened=opened, account=ctx.account, event_id=ctx.event_id
+    )

@@ -29,8 +29,17 @@ def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContex
     saved = store.save_refund(conn, refund)
     current = saved.after or saved.before or refund
     if saved.after is not None:
-        audit_sync(conn, ctx, saved, "refund.synced", current.id, current.charge_id, current.payment_intent_id,
-                   amount=current.amount, failure_reason=current.failure_reason)
+        audit_sync(
+            conn,
+            ctx,
+            saved,
+            "refund.synced",
+            current.id,
+            current.charge_id,
+            current.payment_intent_id,
+            amount=current.amount,
+            failure_reason=current.failure_reason,
+        )
     if req is not None:
         # Made by the bot: the request's own thread follows it (a guarded update: told once), not the feed.
         refund_requests.follow(conn, ctx.settings, req, current, now=ctx.now, surface="webhook")

@@ -13,18 +13,38 @@ from settings import Settings
 from store import audit
 
 # Event types we may handle (Stripe's names, https://docs.stripe.com/api/events/types).
-KNOWN_TYPES = frozenset({
-    "charge.succeeded", "charge.failed", "charge.captured", "charge.pending", "charge.updated",
-    "charge.expired", "charge.refunded", "charge.refund.updated",
-    "refund.created", "refund.updated", "refund.failed",
-    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-    "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
-    "payment_intent.created", "payment_intent.partially_funded",
-    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
-    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
-    "radar.early_fraud_warning.created", "radar.early_fraud_warning.updated",
-    "review.opened", "review.closed",
-})
+KNOWN_TYPES = frozenset(
+    {
+        "charge.succeeded",
+        "charge.failed",
+        "charge.captured",
+        "charge.pending",
+        "charge.updated",
+        "charge.expired",
+        "charge.refunded",
+        "charge.refund.updated",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.created",
+        "payment_intent.partially_funded",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "radar.early_fraud_warning.created",
+        "radar.early_fraud_warning.updated",
+        "review.opened",
+        "review.closed",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +59,27 @@ class EventContext:
     settings: Settings
 
 
-def audit_sync(conn: psycopg.Connection, ctx: EventContext, saved: Any, action: str, *ids: str | None,
-               **details: Any) -> None:
+def audit_sync(
+    conn: psycopg.Connection, ctx: EventContext, saved: Any, action: str, *ids: str | None, **details: Any
+) -> None:
     """Audit a record that an event changed: who (Stripe), what, from which event; once per event and record."""
     after, before = saved.after, saved.before
     audit.record(
-        conn, actor="stripe", surface="webhook", action=action, subject=after.id,
+        conn,
+        actor="stripe",
+        surface="webhook",
+        action=action,
+        subject=after.id,
         stripe_ids=[i for i in (*ids, ctx.event_id) if i],
-        details={"event": ctx.event_type, "status": after.status,
-                 "status_before": before.status if before else None, "currency": after.currency, **details},
-        cause=f"{ctx.event_id}:{after.id}", at=ctx.now,
+        details={
+            "event": ctx.event_type,
+            "status": after.status,
+            "status_before": before.status if before else None,
+            "currency": after.currency,
+            **details,
+        },
+        cause=f"{ctx.event_id}:{after.id}",
+        at=ctx.now,
     )
 
 

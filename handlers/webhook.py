@@ -84,8 +84,10 @@ def _not_ahead(header: str, tolerance: int) -> None:
     stamps = [part[1] for part in (item.split("=", 2) for item in header.split(",")) if part[0] == "t"]
     ahead = int(stamps[0]) - time.time()
     if ahead > tolerance:
-        raise BadEvent(f"bad signature: timestamp {int(stamps[0])} is {int(ahead)} s in the future,"
-                       f" outside the tolerance zone ({tolerance} s)")
+        raise BadEvent(
+            f"bad signature: timestamp {int(stamps[0])} is {int(ahead)} s in the future,"
+            f" outside the tolerance zone ({tolerance} s)"
+        )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -184,8 +186,12 @@ def register(app: Flask, deps: Deps) -> None:
             raise RequestEntityTooLarge("a Stripe event is never larger than 1 MB")
         payload = request.get_data(cache=False)
         try:
-            verify(payload, request.headers.get("Stripe-Signature"), settings.stripe_webhook_secrets,
-                   settings.webhook_tolerance_seconds)
+            verify(
+                payload,
+                request.headers.get("Stripe-Signature"),
+                settings.stripe_webhook_secrets,
+                settings.webhook_tolerance_seconds,
+            )
             event, text = parse(payload)
         except BadEvent as exc:
             metrics.WEBHOOKS.labels("rejected", "unknown").inc()

@@ -14,9 +14,13 @@ from messages import ids
 from messages.blocks import STATUS_ICON, _status, escape, slack_date, to_dicts
 
 FRAUD_TYPES = {
-    "card_never_received": "card never received", "fraudulent_card_application": "fraudulent card application",
-    "made_with_counterfeit_card": "counterfeit card", "made_with_lost_card": "lost card",
-    "made_with_stolen_card": "stolen card", "misc": "other", "unauthorized_use_of_card": "unauthorized use",
+    "card_never_received": "card never received",
+    "fraudulent_card_application": "fraudulent card application",
+    "made_with_counterfeit_card": "counterfeit card",
+    "made_with_lost_card": "lost card",
+    "made_with_stolen_card": "stolen card",
+    "misc": "other",
+    "unauthorized_use_of_card": "unauthorized use",
 }
 
 
@@ -45,19 +49,26 @@ def dispute_message(d: Dispute, view: PaymentView | None, *, now: datetime) -> d
     closed = d.status in {"won", "lost", "warning_closed", "prevented"}
     icon = STATUS_ICON.get(d.status, "✔️") if closed else ("❓" if inquiry else "🚨")
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(
-            text=f"*{icon} {kind} {format_amount(d.amount, d.currency)} on `{payment_id}`*")),
+        SectionBlock(
+            text=MarkdownTextObject(text=f"*{icon} {kind} {format_amount(d.amount, d.currency)} on `{payment_id}`*")
+        ),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields[:10]]),
         ContextBlock(elements=[MarkdownTextObject(text=f"`{d.id}` · opened {slack_date(d.stripe_created)}")]),
     ]
-    buttons = [ButtonElement(text="Respond in Stripe", action_id=ids.OPEN_IN_STRIPE,
-                             url=dashboard_url(d.id, livemode=d.livemode, account=d.account))]
+    buttons = [
+        ButtonElement(
+            text="Respond in Stripe",
+            action_id=ids.OPEN_IN_STRIPE,
+            url=dashboard_url(d.id, livemode=d.livemode, account=d.account),
+        )
+    ]
     if not d.owner and d.status not in {"won", "lost", "warning_closed", "prevented"}:
-        buttons.insert(0, ButtonElement(text="Assign to me", action_id=ids.ASSIGN_DISPUTE, value=d.id,
-                                        style="primary"))
+        buttons.insert(0, ButtonElement(text="Assign to me", action_id=ids.ASSIGN_DISPUTE, value=d.id, style="primary"))
     blocks.append(ActionsBlock(elements=buttons))
-    return {"text": f"{kind} {format_amount(d.amount, d.currency)} on {payment_id}: {d.status}",
-            "blocks": to_dicts(blocks)}
+    return {
+        "text": f"{kind} {format_amount(d.amount, d.currency)} on {payment_id}: {d.status}",
+        "blocks": to_dicts(blocks),
+    }
 
 
 def dispute_change_note(before: Dispute | None, after: Dispute, event_type: str) -> str:
@@ -80,8 +91,10 @@ def reminder_note(d: Dispute, kind: str, *, mention: str | None, now: datetime) 
     due = d.evidence_due_by
     when = f"{slack_date(due)} ({relative(due - now)})" if due else "soon"
     take = "" if d.owner else " Nobody has taken it yet: click *Assign to me*."
-    text = (f"⏰ {who}: evidence for `{d.id}` ({format_amount(d.amount, d.currency)}) is due {when}; "
-            f"this is the {kind} reminder.{take}")
+    text = (
+        f"⏰ {who}: evidence for `{d.id}` ({format_amount(d.amount, d.currency)}) is due {when}; "
+        f"this is the {kind} reminder.{take}"
+    )
     return {"text": text, "reply_broadcast": True}
 
 
@@ -94,17 +107,32 @@ def efw_message(efw: FraudWarning, view: PaymentView | None, *, refundable_now: 
     lines = [
         f"*⚠️ Early fraud warning on `{payment_id}`: {fraud}*",
         f"Amount: {amount} · Customer: {_customer(view)}",
-        "Actionable: yes — refunding now avoids a dispute and its fee" if actionable
+        "Actionable: yes — refunding now avoids a dispute and its fee"
+        if actionable
         else "Actionable: no (already refunded or disputed)",
     ]
-    buttons = [ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
-                             url=dashboard_url(payment_id, livemode=efw.livemode, account=efw.account))]
+    buttons = [
+        ButtonElement(
+            text="Open in Stripe",
+            action_id=ids.OPEN_IN_STRIPE,
+            url=dashboard_url(payment_id, livemode=efw.livemode, account=efw.account),
+        )
+    ]
     if actionable and refundable_now:
-        buttons.insert(0, ButtonElement(text="Refund to avoid a dispute", action_id=ids.EFW_REFUND,
-                                        value=f"{payment_id}|{efw.id}", style="danger"))
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
-                           ContextBlock(elements=[MarkdownTextObject(text=f"`{efw.id}`")]),
-                           ActionsBlock(elements=buttons)]
+        buttons.insert(
+            0,
+            ButtonElement(
+                text="Refund to avoid a dispute",
+                action_id=ids.EFW_REFUND,
+                value=f"{payment_id}|{efw.id}",
+                style="danger",
+            ),
+        )
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
+        ContextBlock(elements=[MarkdownTextObject(text=f"`{efw.id}`")]),
+        ActionsBlock(elements=buttons),
+    ]
     return {"text": f"Early fraud warning on {payment_id}: {fraud}", "blocks": to_dicts(blocks)}
 
 
@@ -121,28 +149,36 @@ def review_note(review: Review, opened: bool) -> dict:
 def failure_rate_text(window: Window, limits_window_minutes: int, *, title: str) -> str:
     """The figures of a payment-failure incident."""
     codes = ", ".join(f"`{code}` {count}" for code, count in window.top_codes) or "none given"
-    return (f"{title} {window.rate:.1%} of payments failed over the last {limits_window_minutes} min "
-            f"({window.failures:,} of {window.attempts:,} attempts). Top decline codes: {codes}.")
+    return (
+        f"{title} {window.rate:.1%} of payments failed over the last {limits_window_minutes} min "
+        f"({window.failures:,} of {window.attempts:,} attempts). Top decline codes: {codes}."
+    )
 
 
 def recovery_text(window: Window, threshold: float, minutes: int, *, what: str) -> str:
     """The note that ends an incident."""
-    return (f"✅ Recovered: {what} have stayed at or below {threshold:.0%} for a full {minutes}-minute window "
-            f"({window.failures:,} of {window.attempts:,} in the last one).")
+    return (
+        f"✅ Recovered: {what} have stayed at or below {threshold:.0%} for a full {minutes}-minute window "
+        f"({window.failures:,} of {window.attempts:,} in the last one)."
+    )
 
 
 def webhook_rate_text(window: Window, minutes: int, *, title: str) -> str:
     """The figures of a webhook-processing incident."""
-    return (f"{title} {window.rate:.1%} of Stripe events failed to process over the last {minutes} min "
-            f"({window.failures:,} of {window.attempts:,}). `refund-desk events list` shows them; "
-            "`refund-desk events replay --all` retries them once fixed.")
+    return (
+        f"{title} {window.rate:.1%} of Stripe events failed to process over the last {minutes} min "
+        f"({window.failures:,} of {window.attempts:,}). `refund-desk events list` shows them; "
+        "`refund-desk events replay --all` retries them once fixed."
+    )
 
 
 def key_problem_text(kind: str) -> str:
     """The alert for a rejected Stripe key."""
     what = "rejected our API key" if kind == "authentication" else "refused a call our key is not permitted to make"
-    return (f"🔑 Stripe {what}. Lookups and refunds fail until STRIPE_SECRET_KEY (or the restricted key's "
-            "permissions, see the README) is fixed.")
+    return (
+        f"🔑 Stripe {what}. Lookups and refunds fail until STRIPE_SECRET_KEY (or the restricted key's "
+        "permissions, see the README) is fixed."
+    )
 
 
 def mention(principal: str | None) -> str | None:

@@ -24,17 +24,37 @@ from messages import ids, kit
 MAX_LISTED = 15  # refunds or disputes listed before "and N more"; keeps a message readable
 
 STATUS_ICON = {
-    "succeeded": "✅", "pending": "⏳", "requires_action": "⏳", "processing": "⏳",
-    "failed": "❌", "canceled": "⊘", "requires_capture": "🔒", "requires_payment_method": "❌",
-    "requires_confirmation": "⏳", "needs_response": "🚨", "warning_needs_response": "🚨",
-    "under_review": "🔎", "warning_under_review": "🔎", "won": "🏆", "lost": "💸",
-    "warning_closed": "✔️", "prevented": "🛡️", "approved": "👍", "sent": "📨",
+    "succeeded": "✅",
+    "pending": "⏳",
+    "requires_action": "⏳",
+    "processing": "⏳",
+    "failed": "❌",
+    "canceled": "⊘",
+    "requires_capture": "🔒",
+    "requires_payment_method": "❌",
+    "requires_confirmation": "⏳",
+    "needs_response": "🚨",
+    "warning_needs_response": "🚨",
+    "under_review": "🔎",
+    "warning_under_review": "🔎",
+    "won": "🏆",
+    "lost": "💸",
+    "warning_closed": "✔️",
+    "prevented": "🛡️",
+    "approved": "👍",
+    "sent": "📨",
 }
 
 
 BRANDS = {
-    "visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "jcb": "JCB",
-    "discover": "Discover", "diners": "Diners Club", "unionpay": "UnionPay", "cartes_bancaires": "Cartes Bancaires",
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "jcb": "JCB",
+    "discover": "Discover",
+    "diners": "Diners Club",
+    "unionpay": "UnionPay",
+    "cartes_bancaires": "Cartes Bancaires",
 }
 
 
@@ -130,8 +150,11 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[kit.Block]:
         ids_text += f" · account `{p.account}`"
     ids_text += f" · {'live' if p.livemode else 'test'} mode · synced {_ago(p.synced_at or p.observed_at, now)}"
     blocks.append(kit.context(ids_text))
-    buttons = [kit.button("Open in Stripe", ids.OPEN_IN_STRIPE,
-                          url=dashboard_url(link_target, livemode=p.livemode, account=p.account))]
+    buttons = [
+        kit.button(
+            "Open in Stripe", ids.OPEN_IN_STRIPE, url=dashboard_url(link_target, livemode=p.livemode, account=p.account)
+        )
+    ]
     if refusal_to_refund(view, None) is None:
         buttons.insert(0, kit.button("Request refund", ids.REQUEST_REFUND, value=p.id))
     blocks.append(kit.actions(*buttons))
@@ -188,8 +211,15 @@ def refund_feed_message(refund: Refund, view: PaymentView | None) -> dict:
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
         ContextBlock(elements=[MarkdownTextObject(text=context)]),
-        ActionsBlock(elements=[ButtonElement(text="Open in Stripe", action_id=ids.OPEN_IN_STRIPE,
-                                             url=dashboard_url(payment_id, livemode=livemode, account=account))]),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Open in Stripe",
+                    action_id=ids.OPEN_IN_STRIPE,
+                    url=dashboard_url(payment_id, livemode=livemode, account=account),
+                )
+            ]
+        ),
     ]
     return {"text": f"Refund {amount} on {payment_id}: {refund.status}", "blocks": to_dicts(blocks)}
 

@@ -47,8 +47,9 @@ def context(text: str) -> Block:
     return {"type": "context", "elements": [mrkdwn(text)]}
 
 
-def button(text: str, action_id: str, *, url: str | None = None, value: str | None = None,
-           style: str | None = None) -> dict[str, Any]:
+def button(
+    text: str, action_id: str, *, url: str | None = None, value: str | None = None, style: str | None = None
+) -> dict[str, Any]:
     """A button element."""
     element: dict[str, Any] = {"type": "button", "action_id": action_id, "text": plain(text)}
     if url:

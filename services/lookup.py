@@ -34,8 +34,7 @@ def _payment_json(gateway: StripeGateway, payment_id: str) -> dict[str, Any]:
     return gateway.payment_intent(pi_id) if pi_id else charge
 
 
-def from_stripe(pool: ConnectionPool, gateway: StripeGateway, stripe_id: str, *,
-                now: datetime) -> PaymentView:
+def from_stripe(pool: ConnectionPool, gateway: StripeGateway, stripe_id: str, *, now: datetime) -> PaymentView:
     """Fetch the object and its payment from Stripe, store them, and return the view.
 
     Raises NotFound, StripeUnavailable, StripeRejectedKey or StripeRateLimited.
@@ -74,5 +73,6 @@ def from_stripe(pool: ConnectionPool, gateway: StripeGateway, stripe_id: str, *,
         # The person still gets Stripe's answer; the cache fills on the next lookup or webhook.
         log.warning("database unavailable; %s answered from Stripe without caching", stripe_id)
         view = None
-    return view or PaymentView(payment, tuple(sorted(refunds, key=lambda r: r.stripe_created)),
-                               tuple(disputes), focus=focus)
+    return view or PaymentView(
+        payment, tuple(sorted(refunds, key=lambda r: r.stripe_created)), tuple(disputes), focus=focus
+    )

@@ -21,16 +21,22 @@ from store import db, gauges, outbox
 
 log = logging.getLogger(__name__)
 
-WEBHOOKS = Counter("refund_desk_webhook_requests_total", "Stripe webhook requests by outcome and event type",
-                   ["outcome", "type"])
-EVENTS_APPLIED = Counter("refund_desk_events_processed_total", "Stripe events processed by the worker",
-                         ["type", "outcome"])
+WEBHOOKS = Counter(
+    "refund_desk_webhook_requests_total", "Stripe webhook requests by outcome and event type", ["outcome", "type"]
+)
+EVENTS_APPLIED = Counter(
+    "refund_desk_events_processed_total", "Stripe events processed by the worker", ["type", "outcome"]
+)
 ALERTS = Counter("refund_desk_alerts_total", "On-call alerts raised, by kind", ["kind"])
-PROCESSING_SECONDS = Histogram("refund_desk_event_processing_seconds",
-                               "From receiving a Stripe event to having applied it",
-                               buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
-SLACK_DELIVERIES = Counter("refund_desk_slack_deliveries_total", "Slack outbox delivery attempts by outcome",
-                           ["outcome"])
+PROCESSING_SECONDS = Histogram(
+    "refund_desk_event_processing_seconds",
+    "From receiving a Stripe event to having applied it",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+SLACK_DELIVERIES = Counter(
+    "refund_desk_slack_deliveries_total", "Slack outbox delivery attempts by outcome", ["outcome"]
+)
+
 
 class DatabaseGauges(Collector):
     """Queue depths and ages, read from Postgres when Prometheus scrapes."""
@@ -39,8 +45,9 @@ class DatabaseGauges(Collector):
         self.pool = pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        events = GaugeMetricFamily("refund_desk_stripe_events_backlog", "Stored events not yet applied, by status",
-                                   labels=["status"])
+        events = GaugeMetricFamily(
+            "refund_desk_stripe_events_backlog", "Stored events not yet applied, by status", labels=["status"]
+        )
         queued = GaugeMetricFamily("refund_desk_slack_outbox_queued", "Slack messages waiting for delivery")
         dead = GaugeMetricFamily("refund_desk_slack_outbox_dead", "Slack messages given up on")
         age = GaugeMetricFamily("refund_desk_slack_outbox_oldest_age_seconds", "Age of the oldest queued message")

@@ -45,8 +45,17 @@ def _view(conn: psycopg.Connection, payment_intent: str | None, charge: str | No
 # --- disputes -----------------------------------------------------------------------------------------
 
 
-def dispute_changed(conn: psycopg.Connection, settings: Settings, before: Dispute | None, after: Dispute | None,
-                    current: Dispute, *, event_type: str, event_id: str, now: datetime) -> None:
+def dispute_changed(
+    conn: psycopg.Connection,
+    settings: Settings,
+    before: Dispute | None,
+    after: Dispute | None,
+    current: Dispute,
+    *,
+    event_type: str,
+    event_id: str,
+    now: datetime,
+) -> None:
     """Post the alert the first time; afterwards update it in place and say what changed in its thread."""
     channel = _channel(settings, "disputes", current.account)
     if not channel:
@@ -63,8 +72,13 @@ def dispute_changed(conn: psycopg.Connection, settings: Settings, before: Disput
         return  # a late or repeated snapshot: nothing new to say
     outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
     # Keyed by event: a replayed funds_withdrawn event is not told twice.
-    outbox.enqueue(conn, channel=channel, payload={"text": ab.dispute_change_note(before, current, event_type)},
-                   parent_key=key, message_key=keys.dispute_event(event_id))
+    outbox.enqueue(
+        conn,
+        channel=channel,
+        payload={"text": ab.dispute_change_note(before, current, event_type)},
+        parent_key=key,
+        message_key=keys.dispute_event(event_id),
+    )
 
 
 def assign_dispute(pool: ConnectionPool, settings: Settings, dispute_id: str, user: str, now: datetime) -> str:
@@ -73,16 +87,27 @@ def assign_dispute(pool: ConnectionPool, settings: Settings, dispute_id: str, us
         if not store.assign(conn, dispute_id, user):
             return ab.assign_answer(dispute_id, owner=store.owner(conn, dispute_id), taken=False)
         dispute = _dispute(conn, dispute_id)
-        audit.record(conn, actor=user, surface="slack", action="dispute.assigned", subject=dispute_id,
-                     stripe_ids=[dispute_id], at=now)
+        audit.record(
+            conn,
+            actor=user,
+            surface="slack",
+            action="dispute.assigned",
+            subject=dispute_id,
+            stripe_ids=[dispute_id],
+            at=now,
+        )
         channel = _channel(settings, "disputes", dispute.account)
         if channel:
             key = keys.dispute(dispute_id)
             view = _view(conn, dispute.payment_intent_id, dispute.charge_id)
-            outbox.enqueue(conn, channel=channel, method="chat.update",
-                           payload=ab.dispute_message(dispute, view, now=now), parent_key=key)
-            outbox.enqueue(conn, channel=channel, payload={"text": ab.dispute_taken_note(user)},
-                           parent_key=key)
+            outbox.enqueue(
+                conn,
+                channel=channel,
+                method="chat.update",
+                payload=ab.dispute_message(dispute, view, now=now),
+                parent_key=key,
+            )
+            outbox.enqueue(conn, channel=channel, payload={"text": ab.dispute_taken_note(user)}, parent_key=key)
     return ab.assign_answer(dispute_id, owner=user, taken=True)
 
 
@@ -101,8 +126,13 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
     for dispute_id, already in candidates:
         with db.transaction(pool) as conn:
             dispute = _dispute(conn, dispute_id)
-            kinds = reminders_due(due_by=dispute.evidence_due_by, status=dispute.status,
-                                  evidence_submitted=dispute.evidence_submitted, sent=set(already), now=now)
+            kinds = reminders_due(
+                due_by=dispute.evidence_due_by,
+                status=dispute.status,
+                evidence_submitted=dispute.evidence_submitted,
+                sent=set(already),
+                now=now,
+            )
             for kind in kinds:
                 if not store.mark_reminded(conn, dispute_id, kind, now):
                     continue
@@ -111,10 +141,21 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
                 channel = _channel(settings, "disputes", dispute.account)
                 mention = ab.mention(settings.oncall_group)
                 if channel:
-                    outbox.enqueue(conn, channel=channel, parent_key=keys.dispute(dispute_id),
-                                   payload=ab.reminder_note(dispute, kind, mention=mention, now=now))
-                audit.record(conn, actor="system", surface="worker", action=f"dispute.reminded_{kind}",
-                             subject=dispute_id, stripe_ids=[dispute_id], at=now)
+                    outbox.enqueue(
+                        conn,
+                        channel=channel,
+                        parent_key=keys.dispute(dispute_id),
+                        payload=ab.reminder_note(dispute, kind, mention=mention, now=now),
+                    )
+                audit.record(
+                    conn,
+                    actor="system",
+                    surface="worker",
+                    action=f"dispute.reminded_{kind}",
+                    subject=dispute_id,
+                    stripe_ids=[dispute_id],
+                    at=now,
+                )
                 ALERTS.labels("evidence_reminder").inc()
                 sent += 1
     return sent
@@ -123,16 +164,30 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
 # --- Radar ----------------------------------------------------------------------------------------------
 
 
-def fraud_warning(conn: psycopg.Connection, settings: Settings, efw: FraudWarning, *, observed_at: datetime,
-                  event_id: str, now: datetime) -> None:
+def fraud_warning(
+    conn: psycopg.Connection,
+    settings: Settings,
+    efw: FraudWarning,
+    *,
+    observed_at: datetime,
+    event_id: str,
+    now: datetime,
+) -> None:
     """Store an early fraud warning and alert on it, with a one-click refund when it is actionable."""
     change = store.save_efw(conn, efw, observed_at)
     if change is None:
         return
-    audit.record(conn, actor="stripe", surface="webhook", action="early_fraud_warning.synced", subject=efw.id,
-                 stripe_ids=[i for i in (efw.id, efw.charge_id, event_id) if i],
-                 details={"fraud_type": efw.fraud_type, "actionable": efw.actionable},
-                 cause=f"{event_id}:{efw.id}", at=now)
+    audit.record(
+        conn,
+        actor="stripe",
+        surface="webhook",
+        action="early_fraud_warning.synced",
+        subject=efw.id,
+        stripe_ids=[i for i in (efw.id, efw.charge_id, event_id) if i],
+        details={"fraud_type": efw.fraud_type, "actionable": efw.actionable},
+        cause=f"{event_id}:{efw.id}",
+        at=now,
+    )
     channel = _channel(settings, "disputes", efw.account)
     if not channel:
         return
@@ -145,12 +200,18 @@ def fraud_warning(conn: psycopg.Connection, settings: Settings, efw: FraudWarnin
         ALERTS.labels("early_fraud_warning").inc()
     else:
         outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
-        outbox.enqueue(conn, channel=channel, parent_key=key, message_key=keys.fraud_warning_event(event_id),
-                       payload={"text": ab.fraud_warning_update_note(efw.actionable)})
+        outbox.enqueue(
+            conn,
+            channel=channel,
+            parent_key=key,
+            message_key=keys.fraud_warning_event(event_id),
+            payload={"text": ab.fraud_warning_update_note(efw.actionable)},
+        )
 
 
-def review(conn: psycopg.Connection, settings: Settings, obj: Review, *, opened: bool, account: str | None,
-           event_id: str) -> None:
+def review(
+    conn: psycopg.Connection, settings: Settings, obj: Review, *, opened: bool, account: str | None, event_id: str
+) -> None:
     """A note in the alerts channel when a Radar review opens, and in its thread when it closes."""
     channel = _channel(settings, "alerts", account)
     if not channel:
@@ -175,12 +236,23 @@ def check_incidents(pool: ConnectionPool, settings: Settings, now: datetime) -> 
     said = []
     minutes = int(settings.failure_rate_window.total_seconds() // 60)
     checks = (
-        ("payment_failures", settings.failure_rate_threshold, store.payment_window,
-         lambda w, title: ab.failure_rate_text(w, minutes, title=title), "payment failures"),
-        ("webhook_failures", settings.webhook_failure_threshold, store.webhook_window,
-         lambda w, title: ab.webhook_rate_text(w, minutes, title=title), "webhook processing failures"),
+        (
+            "payment_failures",
+            settings.failure_rate_threshold,
+            store.payment_window,
+            lambda w, title: ab.failure_rate_text(w, minutes, title=title),
+            "payment failures",
+        ),
+        (
+            "webhook_failures",
+            settings.webhook_failure_threshold,
+            store.webhook_window,
+            lambda w, title: ab.webhook_rate_text(w, minutes, title=title),
+            "webhook processing failures",
+        ),
     )
     for kind, rate, measure, describe, what in checks:
+
         def recovered(w: Window, rate: float = rate, what: str = what) -> str:
             return ab.recovery_text(w, rate, minutes, what=what)
 
@@ -192,8 +264,9 @@ def check_incidents(pool: ConnectionPool, settings: Settings, now: datetime) -> 
     return said
 
 
-def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, describe, recovered,
-                now: datetime) -> str:
+def _check_rate(
+    pool, settings: Settings, kind: str, limits: Limits, measure, describe, recovered, now: datetime
+) -> str:
     channel = _channel(settings, "alerts", None)
     with db.transaction(pool) as conn:
         store.serialize(conn, kind)
@@ -202,8 +275,9 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
         step = incident_step(current.as_incident() if current else None, window, limits, now)
         if step.action == "open":
             text = describe(window, "🚨")
-            incident_id = store.open_new(conn, kind, window.rate, now, {"attempts": window.attempts,
-                                                                        "failures": window.failures, "text": text})
+            incident_id = store.open_new(
+                conn, kind, window.rate, now, {"attempts": window.attempts, "failures": window.failures, "text": text}
+            )
             if incident_id is not None and channel:
                 outbox.enqueue(conn, channel=channel, message_key=keys.incident(incident_id), payload={"text": text})
                 ALERTS.labels(kind).inc()
@@ -213,8 +287,12 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
             if channel:
                 key = keys.incident(current.id)
                 outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key, payload={"text": text})
-                outbox.enqueue(conn, channel=channel, parent_key=key,
-                               payload={"text": describe(window, "⬆️ Worse:"), "reply_broadcast": True})
+                outbox.enqueue(
+                    conn,
+                    channel=channel,
+                    parent_key=key,
+                    payload={"text": describe(window, "⬆️ Worse:"), "reply_broadcast": True},
+                )
         elif current is not None and step.action == "recover":
             store.close(conn, current.id, now, step.healthy_since)
             if channel:
@@ -222,13 +300,21 @@ def _check_rate(pool, settings: Settings, kind: str, limits: Limits, measure, de
                 text = recovered(window)
                 outbox.enqueue(conn, channel=channel, parent_key=key, payload={"text": text, "reply_broadcast": True})
                 was = current.details.get("text", "")
-                outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key,
-                               payload={"text": ab.resolved_text(was)})
+                outbox.enqueue(
+                    conn, channel=channel, method="chat.update", parent_key=key, payload={"text": ab.resolved_text(was)}
+                )
         elif current is not None and step.healthy_since != current.healthy_since:
             store.health(conn, current.id, step.healthy_since, now)
         if step.action != "none":
-            audit.record(conn, actor="system", surface="worker", action=f"incident.{step.action}",
-                         subject=kind, details={"rate": window.rate, "attempts": window.attempts}, at=now)
+            audit.record(
+                conn,
+                actor="system",
+                surface="worker",
+                action=f"incident.{step.action}",
+                subject=kind,
+                details={"rate": window.rate, "attempts": window.attempts},
+                at=now,
+            )
         return step.action
 
 
@@ -243,11 +329,22 @@ def report_key_problem(pool: ConnectionPool, settings: Settings, kind: str, now:
             return
         incident_id = store.open_new(conn, "stripe_key", None, now, {"kind": kind})
         if incident_id is not None and channel:
-            outbox.enqueue(conn, channel=channel, message_key=keys.incident(incident_id),
-                           payload={"text": ab.key_problem_text(kind)})
+            outbox.enqueue(
+                conn,
+                channel=channel,
+                message_key=keys.incident(incident_id),
+                payload={"text": ab.key_problem_text(kind)},
+            )
             ALERTS.labels("stripe_key").inc()
-        audit.record(conn, actor="stripe", surface="system", action="incident.open", subject="stripe_key",
-                     details={"kind": kind}, at=now)
+        audit.record(
+            conn,
+            actor="stripe",
+            surface="system",
+            action="incident.open",
+            subject="stripe_key",
+            details={"kind": kind},
+            at=now,
+        )
 
 
 def _close_key_incident(pool: ConnectionPool, settings: Settings, now: datetime) -> bool:
@@ -260,7 +357,10 @@ def _close_key_incident(pool: ConnectionPool, settings: Settings, now: datetime)
         store.close(conn, current.id, now, current.last_seen_at)
         channel = _channel(settings, "alerts", None)
         if channel:
-            outbox.enqueue(conn, channel=channel, parent_key=keys.incident(current.id),
-                           payload={"text": ab.KEY_RECOVERED,
-                                    "reply_broadcast": True})
+            outbox.enqueue(
+                conn,
+                channel=channel,
+                parent_key=keys.incident(current.id),
+                payload={"text": ab.KEY_RECOVERED, "reply_broadcast": True},
+            )
         return True

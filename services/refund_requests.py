@@ -42,8 +42,13 @@ METADATA_NUMBER = "refund_request_id"
 # How long an approved or sent-but-unconfirmed request may sit before recovery takes it over.
 RECOVER_AFTER = timedelta(seconds=60)
 # What a Stripe refund's status means for the request that made it.
-REQUEST_STATUS_OF_REFUND = {"pending": "sent", "requires_action": "sent", "succeeded": "succeeded",
-                            "failed": "failed", "canceled": "canceled"}
+REQUEST_STATUS_OF_REFUND = {
+    "pending": "sent",
+    "requires_action": "sent",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
 
 
 class RequestRefused(DeskError):
@@ -54,15 +59,31 @@ class DecisionRefused(DeskError):
     """This decision is not yours to make now."""
 
 
-def _audit(conn: psycopg.Connection, req: RefundRequest, action: str, actor: str, surface: str, now: datetime,
-           **details) -> None:
+def _audit(
+    conn: psycopg.Connection, req: RefundRequest, action: str, actor: str, surface: str, now: datetime, **details
+) -> None:
     ids = [i for i in (req.payment_id, req.charge_id, req.stripe_refund_id) if i]
-    audit.record(conn, actor=actor, surface=surface, action=action, subject=f"request:{req.id}", stripe_ids=ids,
-                 details={"amount": req.amount, "currency": req.currency, "status": req.status, **details}, at=now)
+    audit.record(
+        conn,
+        actor=actor,
+        surface=surface,
+        action=action,
+        subject=f"request:{req.id}",
+        stripe_ids=ids,
+        details={"amount": req.amount, "currency": req.currency, "status": req.status, **details},
+        at=now,
+    )
 
 
-def _announce(conn: psycopg.Connection, settings: Settings, req: RefundRequest, step: str, *, first: bool = False,
-              **facts: str | None) -> None:
+def _announce(
+    conn: psycopg.Connection,
+    settings: Settings,
+    req: RefundRequest,
+    step: str,
+    *,
+    first: bool = False,
+    **facts: str | None,
+) -> None:
     """Queue the approval message (or its update), the step's thread note, and its note to the requester."""
     thread, requester = rb.step_notes(step, req, approvals_channel=settings.approvals_channel, **facts)
     channel = settings.approvals_channel
@@ -97,8 +118,18 @@ def clean_text(text: str | None, *, limit: int = 2000) -> str | None:
     return cleaned[:limit] or None
 
 
-def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, note: str | None, user: str,
-        roles: Roles, via: str, now: datetime) -> RefundRequest | Draft:
+def ask(
+    ctx: Context,
+    *,
+    payment_id: str,
+    amount_text: str | None,
+    reason: str,
+    note: str | None,
+    user: str,
+    roles: Roles,
+    via: str,
+    now: datetime,
+) -> RefundRequest | Draft:
     """File a request, or, when it would run at once, a draft its requester must confirm first.
 
     amount_text None asks for everything still refundable. Raises RequestRefused with the reason.
@@ -115,8 +146,19 @@ def ask(ctx: Context, *, payment_id: str, amount_text: str | None, reason: str, 
         except AmountError as exc:
             raise RequestRefused(str(exc)) from exc
     with db.transaction(ctx.pool) as conn:
-        return _file(conn, ctx, view.payment.id, amount, reason=reason, note=clean_text(note), user=user,
-                     roles=roles, via=via, now=now, confirmed=False)
+        return _file(
+            conn,
+            ctx,
+            view.payment.id,
+            amount,
+            reason=reason,
+            note=clean_text(note),
+            user=user,
+            roles=roles,
+            via=via,
+            now=now,
+            confirmed=False,
+        )
 
 
 def confirm(ctx: Context, draft_id: str, *, user: str, roles: Roles, now: datetime) -> RefundRequest:
@@ -127,8 +169,20 @@ def confirm(ctx: Context, draft_id: str, *, user: str, roles: Roles, now: dateti
             raise RequestRefused("This refund was already confirmed or canceled; nothing more was done.")
         if draft.expires_at <= now:
             raise RequestRefused("This confirmation has expired and nothing was refunded; ask again.")
-        req = _file(conn, ctx, draft.payment_id, draft.amount, reason=draft.reason, note=draft.note, user=user,
-                    roles=roles, via=draft.requested_via, now=now, confirmed=True, currency=draft.currency)
+        req = _file(
+            conn,
+            ctx,
+            draft.payment_id,
+            draft.amount,
+            reason=draft.reason,
+            note=draft.note,
+            user=user,
+            roles=roles,
+            via=draft.requested_via,
+            now=now,
+            confirmed=True,
+            currency=draft.currency,
+        )
         if not isinstance(req, RefundRequest):  # pragma: no cover - a confirmed filing never drafts again
             raise RequestRefused("This refund could not be filed; ask again.")
         return req
@@ -140,9 +194,21 @@ def cancel(ctx: Context, draft_id: str, *, user: str) -> bool:
         return drafts.take(conn, draft_id, user) is not None
 
 
-def _file(conn: psycopg.Connection, ctx: Context, payment_id: str, amount: int | None, *, reason: str,
-          note: str | None, user: str, roles: Roles, via: str, now: datetime, confirmed: bool,
-          currency: str | None = None) -> RefundRequest | Draft:
+def _file(
+    conn: psycopg.Connection,
+    ctx: Context,
+    payment_id: str,
+    amount: int | None,
+    *,
+    reason: str,
+    note: str | None,
+    user: str,
+    roles: Roles,
+    via: str,
+    now: datetime,
+    confirmed: bool,
+    currency: str | None = None,
+) -> RefundRequest | Draft:
     if not store.lock_payment(conn, payment_id):
         raise RequestRefused("The payment could not be saved just now; try again in a minute.")
     # Read under the lock: this is what concurrent requests and approvals see too.
@@ -154,27 +220,55 @@ def _file(conn: psycopg.Connection, ctx: Context, payment_id: str, amount: int |
     currency = fresh.payment.currency
     existing = store.pending_for(conn, fresh.payment.id)
     if existing:
-        raise RequestRefused(f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
-                             f"`{fresh.payment.id}` is already waiting for approval.")
+        raise RequestRefused(
+            f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
+            f"`{fresh.payment.id}` is already waiting for approval."
+        )
     refusal = refusal_to_refund(fresh, amount)
     if refusal:
         raise RequestRefused(refusal)
     amount = amount or refundable(fresh)
     settings = ctx.settings
     self_approved, requested = store.prior(conn, fresh.payment.id, user)
-    needed = approvals_needed(roles, amount, currency, settings.approval_threshold,
-                              settings.second_approval_threshold, self_approved_before=self_approved,
-                              requested_before=requested)
+    needed = approvals_needed(
+        roles,
+        amount,
+        currency,
+        settings.approval_threshold,
+        settings.second_approval_threshold,
+        self_approved_before=self_approved,
+        requested_before=requested,
+    )
     if needed == 0 and not confirmed:
         # No second person will look at it: the requester sees the exact amount and confirms it first.
         drafts.discard_expired(conn, now)
-        return drafts.create(conn, payment_id=fresh.payment.id, amount=amount, currency=currency, reason=reason,
-                             note=note, requested_by=user, requested_via=via, created_at=now,
-                             expires_at=now + DRAFT_TTL)
+        return drafts.create(
+            conn,
+            payment_id=fresh.payment.id,
+            amount=amount,
+            currency=currency,
+            reason=reason,
+            note=note,
+            requested_by=user,
+            requested_via=via,
+            created_at=now,
+            expires_at=now + DRAFT_TTL,
+        )
     req = store.create(
-        conn, payment_id=fresh.payment.id, charge_id=fresh.payment.charge_id, account=fresh.payment.account,
-        amount=amount, currency=currency, reason=reason, note=note, requested_by=user, requested_via=via,
-        approvals_needed=needed, expires_at=now + settings.request_expiry, now=now)
+        conn,
+        payment_id=fresh.payment.id,
+        charge_id=fresh.payment.charge_id,
+        account=fresh.payment.account,
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        note=note,
+        requested_by=user,
+        requested_via=via,
+        approvals_needed=needed,
+        expires_at=now + settings.request_expiry,
+        now=now,
+    )
     if req is None:
         # Two people asked at the same moment; the other request is the one that waits.
         raise RequestRefused(f"A request for `{fresh.payment.id}` is already waiting for approval.")
@@ -271,10 +365,14 @@ def _send(ctx: Context, req: RefundRequest, *, now: datetime) -> RefundRequest:
     payment_intent = req.payment_id if req.payment_id.startswith("pi_") else None
     try:
         refund = ctx.stripe.create_refund(
-            payment_intent=payment_intent, charge=None if payment_intent else (req.charge_id or req.payment_id),
-            amount=req.amount, reason=req.reason,
+            payment_intent=payment_intent,
+            charge=None if payment_intent else (req.charge_id or req.payment_id),
+            amount=req.amount,
+            reason=req.reason,
             metadata={METADATA_KEY: req.idempotency_key, METADATA_NUMBER: str(req.id)},
-            idempotency_key=req.idempotency_key, account=req.account)
+            idempotency_key=req.idempotency_key,
+            account=req.account,
+        )
     except (StripeUnavailable, StripeRateLimited) as exc:
         # The outcome is unknown: the request stays sent; recovery asks again with the same key.
         log.warning("refund for request %s unconfirmed: %s", req.id, exc.message)
@@ -310,8 +408,9 @@ def _linked(refund: Refund, req: RefundRequest) -> Refund:
     return replace(refund, request_id=req.id, account=refund.account or req.account)
 
 
-def follow(conn: psycopg.Connection, settings: Settings, req: RefundRequest, refund: Refund, *, now: datetime,
-           surface: str) -> RefundRequest | None:
+def follow(
+    conn: psycopg.Connection, settings: Settings, req: RefundRequest, refund: Refund, *, now: datetime, surface: str
+) -> RefundRequest | None:
     """Move a request along with its refund's status (from our call, a webhook or recovery)."""
     status = REQUEST_STATUS_OF_REFUND.get(refund.status, "sent")
     message = refund.failure_reason.replace("_", " ") if refund.failure_reason else None
@@ -339,8 +438,13 @@ def recover_next(ctx: Context, *, now: datetime) -> RefundRequest | None:
         store.touch_sent(conn, req.id, now)
         try:
             # First ask whether an earlier attempt got through (its answer may have been lost).
-            found = ctx.stripe.find_refund(payment_intent=payment_intent, charge=charge, metadata_key=METADATA_KEY,
-                                           value=req.idempotency_key, account=req.account)
+            found = ctx.stripe.find_refund(
+                payment_intent=payment_intent,
+                charge=charge,
+                metadata_key=METADATA_KEY,
+                value=req.idempotency_key,
+                account=req.account,
+            )
         except DeskError as exc:
             log.error("recovery of request %s could not ask Stripe: %s", req.id, exc.message)
             _audit(conn, req, "refund.recovery_failed", "system", "worker", now, error=exc.message)
@@ -388,4 +492,3 @@ def stats(pool: ConnectionPool, period: str, now: datetime) -> tuple[datetime, l
     since = period_start(period, now)
     with db.connection(pool) as conn:
         return since, store.stats(conn, since)
-

@@ -66,22 +66,29 @@ def translated(what: str) -> Iterator[None]:
         if exc.code == "resource_missing" and exc.http_status == 404:
             raise NotFound(exc.user_message or "Not found in Stripe.") from exc
         log.warning("Stripe refused %s: %s (request %s)", what, exc.code, exc.request_id)
-        raise StripeError(exc.user_message or "Stripe refused the request.", code=exc.code,
-                          request_id=exc.request_id) from exc
+        raise StripeError(
+            exc.user_message or "Stripe refused the request.", code=exc.code, request_id=exc.request_id
+        ) from exc
     except stripe.APIError as exc:
         log.warning("Stripe error during %s (request %s, status %s)", what, exc.request_id, exc.http_status)
         raise StripeUnavailable("Stripe answered with an error; try again in a minute.") from exc
     except stripe.StripeError as exc:
         log.warning("Stripe error during %s: %s (request %s)", what, type(exc).__name__, exc.request_id)
-        raise StripeError(exc.user_message or "Stripe refused the request.", code=exc.code,
-                          request_id=exc.request_id) from exc
+        raise StripeError(
+            exc.user_message or "Stripe refused the request.", code=exc.code, request_id=exc.request_id
+        ) from exc
 
 
 class StripeGateway:
     """Reads from Stripe as plain JSON dicts, the same shape webhooks deliver."""
 
-    def __init__(self, client: stripe.StripeClient, *, lookup_retries: int = 1,
-                 on_key_rejected: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        *,
+        lookup_retries: int = 1,
+        on_key_rejected: Callable[[str], None] | None = None,
+    ):
         self.client = client
         # Called with 'authentication' or 'permission' when Stripe refuses our key: on-call hears at once.
         self.on_key_rejected = on_key_rejected
@@ -142,8 +149,17 @@ class StripeGateway:
             lambda: v1.disputes.retrieve(dispute_id, options=self.options(account)),
         )
 
-    def create_refund(self, *, payment_intent: str | None, charge: str | None, amount: int, reason: str,
-                      metadata: dict[str, str], idempotency_key: str, account: str | None) -> Json:
+    def create_refund(
+        self,
+        *,
+        payment_intent: str | None,
+        charge: str | None,
+        amount: int,
+        reason: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        account: str | None,
+    ) -> Json:
         """Create a refund; the idempotency key makes every retry land on the same refund.
 
         Raises StripeError (refused: no money moved), StripeRejectedKey, or StripeUnavailable /
@@ -163,30 +179,27 @@ class StripeGateway:
                 raise StripeUnavailable("Stripe is still working on an earlier attempt; retrying.") from exc
             raise
 
-    def find_refund(self, *, payment_intent: str | None, charge: str | None, metadata_key: str, value: str,
-                    account: str | None) -> Json | None:
+    def find_refund(
+        self, *, payment_intent: str | None, charge: str | None, metadata_key: str, value: str, account: str | None
+    ) -> Json | None:
         """A refund of this payment whose metadata names our request (the outcome of a lost answer)."""
         for refund in self.refunds_for(payment_intent=payment_intent, charge=charge, account=account):
             if (refund.get("metadata") or {}).get(metadata_key) == value:
                 return refund
         return None
 
-    def refunds_for(self, *, payment_intent: str | None, charge: str | None,
-                    account: str | None = None) -> list[Json]:
+    def refunds_for(self, *, payment_intent: str | None, charge: str | None, account: str | None = None) -> list[Json]:
         """Every refund of a payment (up to 100, newest first)."""
         params: Any = {"limit": 100}
         params.update({"payment_intent": payment_intent} if payment_intent else {"charge": charge})
         v1 = self.client.v1
-        return self._get(
-            "list refunds", lambda: v1.refunds.list(params=params, options=self.options(account))
-        )["data"]
+        return self._get("list refunds", lambda: v1.refunds.list(params=params, options=self.options(account)))["data"]
 
-    def disputes_for(self, *, payment_intent: str | None, charge: str | None,
-                     account: str | None = None) -> list[Json]:
+    def disputes_for(self, *, payment_intent: str | None, charge: str | None, account: str | None = None) -> list[Json]:
         """Every dispute of a payment."""
         params: Any = {"limit": 100}
         params.update({"payment_intent": payment_intent} if payment_intent else {"charge": charge})
         v1 = self.client.v1
-        return self._get(
-            "list disputes", lambda: v1.disputes.list(params=params, options=self.options(account))
-        )["data"]
+        return self._get("list disputes", lambda: v1.disputes.list(params=params, options=self.options(account)))[
+            "data"
+        ]

@@ -22,9 +22,15 @@ def slack_headers(body: str, signing_secret: str, *, timestamp: int | None = Non
     }
 
 
-def slash_command_body(text: str, *, response_url: str, user_id: str = "U0SUPPORT1",
-                       channel_id: str = "C0SUPPORT1", command: str = "/refunds",
-                       trigger_id: str = "13345224609.738474920.8088930838d88f008e0") -> str:
+def slash_command_body(
+    text: str,
+    *,
+    response_url: str,
+    user_id: str = "U0SUPPORT1",
+    channel_id: str = "C0SUPPORT1",
+    command: str = "/refunds",
+    trigger_id: str = "13345224609.738474920.8088930838d88f008e0",
+) -> str:
     """A slash-command form body shaped like Slack's (see tests/fixtures/slack/slash_command__*.form)."""
     fields = {
         "token": "gIkuvaNzQIHg97ATvDxqgjtO",
@@ -51,8 +57,7 @@ def interaction_body(payload: dict[str, Any]) -> str:
     return "payload=" + quote(json.dumps(payload))
 
 
-def stripe_signature(payload: bytes | str, secret: str, *, timestamp: int | None = None,
-                     scheme: str = "v1") -> str:
+def stripe_signature(payload: bytes | str, secret: str, *, timestamp: int | None = None, scheme: str = "v1") -> str:
     """A Stripe-Signature header value (https://docs.stripe.com/webhooks#verify-manually)."""
     body = payload.decode() if isinstance(payload, bytes) else payload
     ts = int(time.time()) if timestamp is None else timestamp

@@ -345,9 +345,7 @@ class SlackStandIn:
             hook = self._hooks.get(key)
             return copy.deepcopy(hook.bodies) if hook else []
 
-    def wait_for(
-        self, predicate: Callable[[list[SlackCall]], bool], timeout: float = 5.0
-    ) -> list[SlackCall]:
+    def wait_for(self, predicate: Callable[[list[SlackCall]], bool], timeout: float = 5.0) -> list[SlackCall]:
         """Wait until predicate(calls) is true and return the calls; AssertionError on timeout."""
         deadline = time.monotonic() + timeout
         while True:
@@ -372,8 +370,7 @@ class SlackStandIn:
         if not calls:
             return "(none)"
         parts = [
-            f"{c.method}{'[' + c.key + ']' if c.key else ''}->{c.status}"
-            + (f" {c.error}" if c.error else "")
+            f"{c.method}{'[' + c.key + ']' if c.key else ''}->{c.status}" + (f" {c.error}" if c.error else "")
             for c in calls[-last:]
         ]
         skipped = f"... {len(calls) - last} earlier; " if len(calls) > last else ""
@@ -381,9 +378,7 @@ class SlackStandIn:
 
     # ----------------------------------------------------------------- control
 
-    def response_url(
-        self, key: str | None = None, *, channel: str | None = None, message_ts: str | None = None
-    ) -> str:
+    def response_url(self, key: str | None = None, *, channel: str | None = None, message_ts: str | None = None) -> str:
         """A URL on the stand-in that accepts response_url posts.
 
         With channel (and message_ts), posts act on that channel/message like Slack:
@@ -449,9 +444,7 @@ class SlackStandIn:
             self._conns.discard(conn)
             self._conn_threads.discard(threading.current_thread())
 
-    def _handle(
-        self, command: str, path: str, headers: dict[str, str], raw: bytes, at: float
-    ) -> tuple[_Answer, float]:
+    def _handle(self, command: str, path: str, headers: dict[str, str], raw: bytes, at: float) -> tuple[_Answer, float]:
         """Route a request; returns the answer and how long to wait before sending it."""
         parts = urlsplit(path)
         if parts.path.startswith("/api/"):
@@ -460,9 +453,7 @@ class SlackStandIn:
             with self._cond:
                 fault = self._pop_fault(method)
                 answer = self._answer_api(method, args, headers, parse_error, fault)
-                self._record(
-                    SlackCall(method, args, headers, answer.status, at, None, answer.payload)
-                )
+                self._record(SlackCall(method, args, headers, answer.status, at, None, answer.payload))
                 return answer, self.latency + (fault.delay if fault else 0.0)
         prefix = f"/actions/{self.team_id}/"
         if parts.path.startswith(prefix) and command == "POST":
@@ -471,9 +462,7 @@ class SlackStandIn:
         return _text(404, "Not Found"), self.latency
 
     @staticmethod
-    def _parse_args(
-        query: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[dict[str, Any], str | None]:
+    def _parse_args(query: str, headers: dict[str, str], raw: bytes) -> tuple[dict[str, Any], str | None]:
         """Merge query and body args; returns (args, parse error code or None)."""
         args: dict[str, Any] = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         ctype = headers.get("content-type", "").lower()
@@ -510,9 +499,7 @@ class SlackStandIn:
     def _fault_answer(fault: _Fault) -> _Answer:
         """Answer for a non-timeout fault."""
         if fault.kind == "ratelimited":
-            return _json(
-                429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)}
-            )
+            return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
         if fault.kind == "server_error":
             return _text(500, "Internal Server Error")
         if fault.kind == "unavailable":
@@ -553,9 +540,7 @@ class SlackStandIn:
         if method == "chat.postMessage" and self.per_channel_rate:
             retry_after = self._take_channel_token(str(args.get("channel") or ""))
             if retry_after is not None:
-                return _json(
-                    429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
-                )
+                return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
         return _json(200, handler(args), {"x-oauth-scopes": self.scopes})
 
     def _auth_error(self, args: dict[str, Any], headers: dict[str, str]) -> str | None:
@@ -614,9 +599,7 @@ class SlackStandIn:
                     [f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"],
                 )
         if attachments not in (None, ""):
-            if not isinstance(attachments, list) or not all(
-                isinstance(a, dict) for a in attachments
-            ):
+            if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
                 return _err("invalid_attachments")
             if len(attachments) > MAX_ATTACHMENTS:
                 return _err("too_many_attachments")
@@ -629,9 +612,7 @@ class SlackStandIn:
                 return message
         return None
 
-    def _store_message(
-        self, channel: str, args: dict[str, Any], thread_ts: str | None = None
-    ) -> dict[str, Any]:
+    def _store_message(self, channel: str, args: dict[str, Any], thread_ts: str | None = None) -> dict[str, Any]:
         """Create and store a bot message (lock held); thread_ts must be validated."""
         text = args.get("text")
         message: dict[str, Any] = {
@@ -745,9 +726,7 @@ class SlackStandIn:
             return content_error
         return {"ok": True, "message_ts": self._next_ts()}
 
-    def _build_view(
-        self, spec: dict[str, Any], view_id: str, root_id: str, previous: str | None
-    ) -> dict[str, Any]:
+    def _build_view(self, spec: dict[str, Any], view_id: str, root_id: str, previous: str | None) -> dict[str, Any]:
         """A view as Slack returns it."""
         return {
             "id": view_id,
@@ -801,18 +780,14 @@ class SlackStandIn:
         if args.get("view_id"):
             current = self._views.get(str(args["view_id"]))
         elif args.get("external_id"):
-            current = next(
-                (v for v in self._views.values() if v["external_id"] == args["external_id"]), None
-            )
+            current = next((v for v in self._views.values() if v["external_id"] == args["external_id"]), None)
         else:
             return _err("invalid_arguments", ["invalid `view_id`"])
         if current is None:
             return _err("not_found")
         if args.get("hash") and args["hash"] != current["hash"]:
             return _err("hash_conflict")
-        view = self._build_view(
-            args["view"], current["id"], current["root_view_id"], current["previous_view_id"]
-        )
+        view = self._build_view(args["view"], current["id"], current["root_view_id"], current["previous_view_id"])
         self._views[view["id"]] = view
         return {"ok": True, "view": copy.deepcopy(view)}
 
@@ -885,9 +860,7 @@ class SlackStandIn:
 
     # ----------------------------------------------------------------- response_url
 
-    def _handle_response_url(
-        self, key: str, headers: dict[str, str], raw: bytes, at: float
-    ) -> tuple[_Answer, float]:
+    def _handle_response_url(self, key: str, headers: dict[str, str], raw: bytes, at: float) -> tuple[_Answer, float]:
         """Record and answer one post to a response URL."""
         body: Any = None
         with contextlib.suppress(ValueError):  # not JSON: answered as invalid_payload
@@ -896,14 +869,10 @@ class SlackStandIn:
         with self._cond:
             fault = self._pop_fault("response_url")
             answer = self._answer_response_url(key, args, isinstance(body, dict), fault)
-            self._record(
-                SlackCall("response_url", args, headers, answer.status, at, key, answer.payload)
-            )
+            self._record(SlackCall("response_url", args, headers, answer.status, at, key, answer.payload))
             return answer, self.latency + (fault.delay if fault else 0.0)
 
-    def _answer_response_url(
-        self, key: str, args: dict[str, Any], valid: bool, fault: _Fault | None
-    ) -> _Answer:
+    def _answer_response_url(self, key: str, args: dict[str, Any], valid: bool, fault: _Fault | None) -> _Answer:
         """Decide the answer to a response URL post (lock held)."""
         if fault is not None and fault.kind != "timeout":
             if fault.kind == "error":

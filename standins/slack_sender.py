@@ -22,29 +22,61 @@ def block_actions(action_id: str, value: str, *, user: str, channel: str, respon
     """A button click as Slack sends it (cf. block_actions__button_in_channel_message__bolt_python_test.json)."""
     n = next(_counter)
     return {
-        "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
-        "api_app_id": "A111", "token": "verification_token",
-        "container": {"type": "message", "message_ts": "1678252213.679169", "channel_id": channel,
-                      "is_ephemeral": False},
-        "trigger_id": f"{n}.4916855695380.trigger", "team": {"id": "T0001", "domain": "example"},
-        "enterprise": None, "is_enterprise_install": False, "channel": {"id": channel, "name": "approvals"},
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
+        "api_app_id": "A111",
+        "token": "verification_token",
+        "container": {
+            "type": "message",
+            "message_ts": "1678252213.679169",
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": f"{n}.4916855695380.trigger",
+        "team": {"id": "T0001", "domain": "example"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "approvals"},
         "message": {"type": "message", "ts": "1678252213.679169", "bot_id": "B111", "text": "", "blocks": []},
-        "state": {"values": {}}, "response_url": response_url,
-        "actions": [{"action_id": action_id, "block_id": f"b{n}", "type": "button", "value": value,
-                     "text": {"type": "plain_text", "text": action_id}, "action_ts": "1678252216.469172"}],
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": f"b{n}",
+                "type": "button",
+                "value": value,
+                "text": {"type": "plain_text", "text": action_id},
+                "action_ts": "1678252216.469172",
+            }
+        ],
     }
 
 
 def view_submission(callback_id: str, values: dict[str, Any], *, user: str, private_metadata: str) -> dict[str, Any]:
     """A modal submission as Slack sends it (cf. view_submission__bolt_python_test.json)."""
     return {
-        "type": "view_submission", "team": {"id": "T0001", "domain": "example"},
+        "type": "view_submission",
+        "team": {"id": "T0001", "domain": "example"},
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"},
-        "api_app_id": "A111", "token": "verification_token", "trigger_id": f"{next(_counter)}.trigger",
-        "view": {"id": "V111", "team_id": "T0001", "type": "modal", "blocks": [], "private_metadata": private_metadata,
-                 "callback_id": callback_id, "state": {"values": values}, "hash": "1596530361.3wRYuk3R",
-                 "title": {"type": "plain_text", "text": "Refund desk"}, "previous_view_id": None,
-                 "root_view_id": "V111", "app_id": "A111", "bot_id": "B111"},
+        "api_app_id": "A111",
+        "token": "verification_token",
+        "trigger_id": f"{next(_counter)}.trigger",
+        "view": {
+            "id": "V111",
+            "team_id": "T0001",
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": private_metadata,
+            "callback_id": callback_id,
+            "state": {"values": values},
+            "hash": "1596530361.3wRYuk3R",
+            "title": {"type": "plain_text", "text": "Refund desk"},
+            "previous_view_id": None,
+            "root_view_id": "V111",
+            "app_id": "A111",
+            "bot_id": "B111",
+        },
         "response_urls": [],
     }
 
@@ -66,8 +98,9 @@ class SlackSender:
         key = key or f"cmd{next(_counter)}"
         return self._post(slash_command_body(text, response_url=self.slack.response_url(key), user_id=user)), key
 
-    def click(self, action_id: str, value: str, *, user: str, channel: str = "C0APPROVALS",
-              key: str | None = None) -> tuple[requests.Response, str]:
+    def click(
+        self, action_id: str, value: str, *, user: str, channel: str = "C0APPROVALS", key: str | None = None
+    ) -> tuple[requests.Response, str]:
         """A button click; returns the response and the key of its response_url."""
         key = key or f"click{next(_counter)}"
         payload = block_actions(action_id, value, user=user, channel=channel, response_url=self.slack.response_url(key))
@@ -75,8 +108,9 @@ class SlackSender:
 
     def submit(self, callback_id: str, values: dict[str, Any], *, user: str, private_metadata: str = "") -> dict:
         """A modal submission; returns the JSON answer ({} when the modal closes)."""
-        resp = self._post(interaction_body(view_submission(callback_id, values, user=user,
-                                                           private_metadata=private_metadata)))
+        resp = self._post(
+            interaction_body(view_submission(callback_id, values, user=user, private_metadata=private_metadata))
+        )
         resp.raise_for_status()
         return json.loads(resp.text) if resp.text.strip() else {}
 

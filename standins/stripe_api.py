@@ -136,8 +136,7 @@ EXPANDABLE = frozenset(
     }
 )
 _ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-     "xaf", "xof", "xpf"}
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 _THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$"}
@@ -325,9 +324,7 @@ class StripeError(Exception):
         if self.param:
             err["param"] = self.param
         if self.log_url:
-            err["request_log_url"] = (
-                f"https://dashboard.stripe.com/test/logs/{request_id}?t={int(time.time())}"
-            )
+            err["request_log_url"] = f"https://dashboard.stripe.com/test/logs/{request_id}?t={int(time.time())}"
         return {"error": dict(sorted(err.items()))}
 
 
@@ -530,8 +527,16 @@ class StripeStandIn:
         error body (before auth and idempotency, like a failing edge; never saved)."""
         with self._lock:
             self._faults.append(
-                _Fault("fail", n, path_prefix, status=status, retry_after=retry_after,
-                       error_type=error_type, code=code, message=message)
+                _Fault(
+                    "fail",
+                    n,
+                    path_prefix,
+                    status=status,
+                    retry_after=retry_after,
+                    error_type=error_type,
+                    code=code,
+                    message=message,
+                )
             )
 
     def hang_next(self, n: int = 1, seconds: float = 30.0, path_prefix: str = "") -> None:
@@ -634,8 +639,7 @@ class StripeStandIn:
                 raise ValueError(f"{charge_id} belongs to account {scope!r}, not {account!r}")
             if charge["status"] != "succeeded" or not charge["captured"]:
                 raise ValueError("only captured, succeeded charges can be disputed")
-            if any(o["object"] == "dispute" and o["charge"] == charge_id
-                   for o in self._objects.values()):
+            if any(o["object"] == "dispute" and o["charge"] == charge_id for o in self._objects.values()):
                 raise ValueError(f"{charge_id} already has a dispute (Stripe allows one)")
             amount = charge["amount"] if amount is None else amount
             now = self._tick()
@@ -706,9 +710,7 @@ class StripeStandIn:
             self._set_dispute_status(dispute, status, self._scope[dispute_id])
             return copy.deepcopy(dispute)
 
-    def settle_refund(
-        self, refund_id: str, status: str = "succeeded", failure_reason: str | None = None
-    ) -> JSON:
+    def settle_refund(self, refund_id: str, status: str = "succeeded", failure_reason: str | None = None) -> JSON:
         """Move a pending refund to succeeded/failed/canceled and emit the matching events.
 
         ``failed`` also works on a succeeded refund (card refunds can fail later on Stripe).
@@ -749,9 +751,7 @@ class StripeStandIn:
 
     def _start_webhook_thread(self) -> None:
         if self._wh_thread is None or not self._wh_thread.is_alive():
-            self._wh_thread = threading.Thread(
-                target=self._webhook_loop, name="stripe-standin-webhooks", daemon=True
-            )
+            self._wh_thread = threading.Thread(target=self._webhook_loop, name="stripe-standin-webhooks", daemon=True)
             self._wh_thread.start()
 
     def _webhook_loop(self) -> None:
@@ -774,8 +774,14 @@ class StripeStandIn:
             sig = hmac.new(secret.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
             status, error = _post(url, body, f"t={ts},v1={sig}")
             self.webhook_attempts.append(
-                {"event": event["id"], "type": event["type"], "attempt": attempt,
-                 "status": status, "error": error, "url": url}
+                {
+                    "event": event["id"],
+                    "type": event["type"],
+                    "attempt": attempt,
+                    "status": status,
+                    "error": error,
+                    "url": url,
+                }
             )
             if status is not None and 200 <= status < 300:
                 return
@@ -840,9 +846,7 @@ class StripeStandIn:
             return self._answer(self._execute(route, ids, req)[0])
         req.idempotency_key = key
         if len(key) > MAX_IDEMPOTENCY_KEY:
-            exc = _invalid(
-                f"Invalid idempotency_key: must be at most {MAX_IDEMPOTENCY_KEY} characters long"
-            )
+            exc = _invalid(f"Invalid idempotency_key: must be at most {MAX_IDEMPOTENCY_KEY} characters long")
             return self._answer(_error(exc, req))
         scope = (req.api_key, req.account, key)
         early = self._claim_key(scope, req, key)
@@ -859,9 +863,7 @@ class StripeStandIn:
                 self._idem.pop(scope, None)
         return answered
 
-    def _claim_key(
-        self, scope: tuple[str, str | None, str], req: _Req, key: str
-    ) -> _Resp | None:
+    def _claim_key(self, scope: tuple[str, str | None, str], req: _Req, key: str) -> _Resp | None:
         """Mark the key in flight (None) or return what Stripe answers instead."""
         fingerprint = json.dumps([req.method, req.path, req.params], sort_keys=True)
         with self._lock:
@@ -896,8 +898,7 @@ class StripeStandIn:
             return _Resp(
                 saved.status,
                 copy.deepcopy(saved.body),
-                {**saved.headers, "Idempotent-Replayed": "true",
-                 "Original-Request": entry.request_id},
+                {**saved.headers, "Idempotent-Replayed": "true", "Original-Request": entry.request_id},
             )
 
     def _answer(self, resp: _Resp) -> _Resp | None:
@@ -921,14 +922,11 @@ class StripeStandIn:
             error_type = "rate_limit_error" if fault.error_type == "api_error" else fault.error_type
             code = fault.code or "rate_limit"
             message = fault.message or (
-                "Request rate limit exceeded. Learn more about rate limits here "
-                "https://stripe.com/docs/rate-limits."
+                "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."
             )
         else:
             error_type, code = fault.error_type, fault.code
-            message = fault.message or (
-                "An unknown error occurred" if fault.status >= 500 else "Request failed"
-            )
+            message = fault.message or ("An unknown error occurred" if fault.status >= 500 else "Request failed")
         if fault.retry_after is not None:
             ra = fault.retry_after
             headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
@@ -973,9 +971,7 @@ class StripeStandIn:
             if match and route.method == req.method:
                 unknown = sorted(set(req.params) - route.allowed)
                 if unknown:
-                    raise _invalid(
-                        f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown"
-                    )
+                    raise _invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
                 return route, match.groupdict()
         raise StripeError(
             404,
@@ -1011,35 +1007,64 @@ class StripeStandIn:
             return handler
 
         return [
-            route("GET", "/v1/payment_intents", self._list_payment_intents,
-                  *_LIST_PARAMS, "customer"),
-            route("POST", "/v1/payment_intents", self._create_payment_intent,
-                  "amount", "currency", "receipt_email", "description", "metadata", "confirm",
-                  "capture_method", "payment_method", "payment_method_types", "customer",
-                  "expand", "statement_descriptor_suffix"),
-            route("GET", "/v1/payment_intents/{id}", retrieve("payment_intent"),
-                  "expand", "client_secret"),
-            route("GET", "/v1/charges", self._list_charges,
-                  *_LIST_PARAMS, "payment_intent", "customer", "transfer_group"),
+            route("GET", "/v1/payment_intents", self._list_payment_intents, *_LIST_PARAMS, "customer"),
+            route(
+                "POST",
+                "/v1/payment_intents",
+                self._create_payment_intent,
+                "amount",
+                "currency",
+                "receipt_email",
+                "description",
+                "metadata",
+                "confirm",
+                "capture_method",
+                "payment_method",
+                "payment_method_types",
+                "customer",
+                "expand",
+                "statement_descriptor_suffix",
+            ),
+            route("GET", "/v1/payment_intents/{id}", retrieve("payment_intent"), "expand", "client_secret"),
+            route(
+                "GET", "/v1/charges", self._list_charges, *_LIST_PARAMS, "payment_intent", "customer", "transfer_group"
+            ),
             route("GET", "/v1/charges/{id}", retrieve("charge"), "expand"),
-            route("GET", "/v1/refunds", self._list_refunds, *_LIST_PARAMS, "charge",
-                  "payment_intent"),
-            route("POST", "/v1/refunds", self._create_refund,
-                  "charge", "payment_intent", "amount", "reason", "metadata", "expand",
-                  "instructions_email", "refund_application_fee", "reverse_transfer", "origin",
-                  "currency", "customer"),
+            route("GET", "/v1/refunds", self._list_refunds, *_LIST_PARAMS, "charge", "payment_intent"),
+            route(
+                "POST",
+                "/v1/refunds",
+                self._create_refund,
+                "charge",
+                "payment_intent",
+                "amount",
+                "reason",
+                "metadata",
+                "expand",
+                "instructions_email",
+                "refund_application_fee",
+                "reverse_transfer",
+                "origin",
+                "currency",
+                "customer",
+            ),
             route("GET", "/v1/refunds/{id}", retrieve("refund"), "expand"),
             route("POST", "/v1/refunds/{id}", self._update_refund, "metadata", "expand"),
             route("POST", "/v1/refunds/{id}/cancel", self._cancel_refund, "expand"),
-            route("GET", "/v1/disputes", self._list_disputes, *_LIST_PARAMS, "charge",
-                  "payment_intent"),
+            route("GET", "/v1/disputes", self._list_disputes, *_LIST_PARAMS, "charge", "payment_intent"),
             route("GET", "/v1/disputes/{id}", retrieve("dispute"), "expand"),
-            route("GET", "/v1/balance_transactions", self._list_balance_transactions,
-                  *_LIST_PARAMS, "source", "type", "currency", "payout"),
-            route("GET", "/v1/balance_transactions/{id}", retrieve("balance_transaction"),
-                  "expand"),
-            route("GET", "/v1/events", self._list_events, *_LIST_PARAMS, "type", "types",
-                  "delivery_success"),
+            route(
+                "GET",
+                "/v1/balance_transactions",
+                self._list_balance_transactions,
+                *_LIST_PARAMS,
+                "source",
+                "type",
+                "currency",
+                "payout",
+            ),
+            route("GET", "/v1/balance_transactions/{id}", retrieve("balance_transaction"), "expand"),
+            route("GET", "/v1/events", self._list_events, *_LIST_PARAMS, "type", "types", "delivery_success"),
             route("GET", "/v1/events/{id}", retrieve("event"), "expand"),
             route("GET", "/v1/payment_methods/{id}", retrieve("payment_method"), "expand"),
         ]
@@ -1066,13 +1091,15 @@ class StripeStandIn:
         obj = self._visible(obj_id, account) if isinstance(obj_id, str) else None
         if obj is None or obj.get("object") != kind:
             label = "PaymentMethod" if kind == "payment_method" else kind
-            raise StripeError(
-                404, f"No such {label}: '{obj_id}'", code="resource_missing", param=param
-            )
+            raise StripeError(404, f"No such {label}: '{obj_id}'", code="resource_missing", param=param)
         return obj
 
     def _emit(
-        self, type_: str, obj: JSON, account: str | None, req: _Req | None,
+        self,
+        type_: str,
+        obj: JSON,
+        account: str | None,
+        req: _Req | None,
         previous: JSON | None = None,
     ) -> JSON:
         with self._wh_cond:
@@ -1103,8 +1130,17 @@ class StripeStandIn:
         return event
 
     def _txn(
-        self, *, amount: int, fee: int, currency: str, source: str, type_: str,
-        category: str, description: str | None, created: int, account: str | None,
+        self,
+        *,
+        amount: int,
+        fee: int,
+        currency: str,
+        source: str,
+        type_: str,
+        category: str,
+        description: str | None,
+        created: int,
+        account: str | None,
         fee_description: str = "Stripe processing fees",
     ) -> str:
         available_on = (created // 86400 + 2) * 86400
@@ -1121,9 +1157,16 @@ class StripeStandIn:
                 "exchange_rate": None,
                 "fee": fee,
                 "fee_details": [
-                    {"amount": fee, "application": None, "currency": currency,
-                     "description": fee_description, "type": "stripe_fee"}
-                ] if fee else [],
+                    {
+                        "amount": fee,
+                        "application": None,
+                        "currency": currency,
+                        "description": fee_description,
+                        "type": "stripe_fee",
+                    }
+                ]
+                if fee
+                else [],
                 "net": amount - fee,
                 "reporting_category": category,
                 "source": source,
@@ -1134,14 +1177,18 @@ class StripeStandIn:
         self._store(txn, account)
         return txn["id"]
 
-    def _dispute_txn(
-        self, dispute: JSON, amount: int, fee: int, kind: str, now: int, account: str | None
-    ) -> JSON:
+    def _dispute_txn(self, dispute: JSON, amount: int, fee: int, kind: str, now: int, account: str | None) -> JSON:
         text = "Chargeback withdrawal" if kind == "withdrawal" else "Chargeback reversal"
         txn_id = self._txn(
-            amount=amount, fee=fee, currency=dispute["currency"], source=dispute["id"],
-            type_="adjustment", category="dispute" if amount < 0 else "dispute_reversal",
-            description=f"{text} for {dispute['charge']}", created=now, account=account,
+            amount=amount,
+            fee=fee,
+            currency=dispute["currency"],
+            source=dispute["id"],
+            type_="adjustment",
+            category="dispute" if amount < 0 else "dispute_reversal",
+            description=f"{text} for {dispute['charge']}",
+            created=now,
+            account=account,
             fee_description="Dispute fee",
         )
         return copy.deepcopy(self._objects[txn_id])
@@ -1164,8 +1211,7 @@ class StripeStandIn:
         if not previous:
             return
         closed = status in DISPUTE_CLOSED
-        self._emit("charge.dispute.closed" if closed else "charge.dispute.updated",
-                   dispute, scope, None, previous)
+        self._emit("charge.dispute.closed" if closed else "charge.dispute.updated", dispute, scope, None, previous)
         if reinstate:
             self._emit("charge.dispute.funds_reinstated", dispute, scope, None)
 
@@ -1200,8 +1246,14 @@ class StripeStandIn:
         exp_year = time.gmtime(ts).tm_year + 3
         fingerprint = _rand(16)
         billing = {
-            "address": {"city": None, "country": None, "line1": None, "line2": None,
-                        "postal_code": None, "state": None},
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
             "email": billing_email,
             "name": None,
             "phone": None,
@@ -1214,15 +1266,20 @@ class StripeStandIn:
                 "allow_redisplay": "unspecified",
                 "billing_details": billing,
                 "card": {
-                    "brand": brand, "checks": {"address_line1_check": None,
-                                               "address_postal_code_check": None,
-                                               "cvc_check": "pass"},
-                    "country": country, "display_brand": brand, "exp_month": 12,
-                    "exp_year": exp_year, "fingerprint": fingerprint, "funding": funding,
-                    "generated_from": None, "last4": last4,
+                    "brand": brand,
+                    "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+                    "country": country,
+                    "display_brand": brand,
+                    "exp_month": 12,
+                    "exp_year": exp_year,
+                    "fingerprint": fingerprint,
+                    "funding": funding,
+                    "generated_from": None,
+                    "last4": last4,
                     "networks": {"available": [brand], "preferred": None},
                     "regulated_status": "unregulated",
-                    "three_d_secure_usage": {"supported": True}, "wallet": None,
+                    "three_d_secure_usage": {"supported": True},
+                    "wallet": None,
                 },
                 "created": ts,
                 "customer": None,
@@ -1238,14 +1295,30 @@ class StripeStandIn:
         else:  # legacy charges carry their card as `source`
             source = _ordered(
                 {
-                    "id": pm["id"], "object": "card", "address_city": None,
-                    "address_country": None, "address_line1": None, "address_line1_check": None,
-                    "address_line2": None, "address_state": None, "address_zip": None,
-                    "address_zip_check": None, "brand": card_brand, "country": country,
-                    "customer": None, "cvc_check": "pass", "dynamic_last4": None,
-                    "exp_month": 12, "exp_year": exp_year, "fingerprint": fingerprint,
-                    "funding": funding, "last4": last4, "metadata": {}, "name": None,
-                    "tokenization_method": None, "wallet": None,
+                    "id": pm["id"],
+                    "object": "card",
+                    "address_city": None,
+                    "address_country": None,
+                    "address_line1": None,
+                    "address_line1_check": None,
+                    "address_line2": None,
+                    "address_state": None,
+                    "address_zip": None,
+                    "address_zip_check": None,
+                    "brand": card_brand,
+                    "country": country,
+                    "customer": None,
+                    "cvc_check": "pass",
+                    "dynamic_last4": None,
+                    "exp_month": 12,
+                    "exp_year": exp_year,
+                    "fingerprint": fingerprint,
+                    "funding": funding,
+                    "last4": last4,
+                    "metadata": {},
+                    "name": None,
+                    "tokenization_method": None,
+                    "wallet": None,
                 }
             )
         charge_id = new_id("ch")
@@ -1253,25 +1326,38 @@ class StripeStandIn:
         txn_id = None
         if succeeded and captured:
             txn_id = self._txn(
-                amount=amount, fee=_stripe_fee(amount, currency), currency=currency,
-                source=charge_id, type_="charge", category="charge", description=description,
-                created=ts, account=account,
+                amount=amount,
+                fee=_stripe_fee(amount, currency),
+                currency=currency,
+                source=charge_id,
+                type_="charge",
+                category="charge",
+                description=description,
+                created=ts,
+                account=account,
             )
         if status == "failed":
             outcome = {
-                "advice_code": "try_again_later", "network_advice_code": None,
-                "network_decline_code": "05", "network_status": "declined_by_network",
-                "reason": "generic_decline", "risk_level": "normal",
+                "advice_code": "try_again_later",
+                "network_advice_code": None,
+                "network_decline_code": "05",
+                "network_status": "declined_by_network",
+                "reason": "generic_decline",
+                "risk_level": "normal",
                 "risk_score": secrets.randbelow(65),
-                "seller_message": "The bank did not return any further details with this "
-                                  "decline.",
+                "seller_message": "The bank did not return any further details with this decline.",
                 "type": "issuer_declined",
             }
         else:
             outcome = {
-                "advice_code": None, "network_advice_code": None, "network_decline_code": None,
-                "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
-                "risk_score": secrets.randbelow(65), "seller_message": "Payment complete.",
+                "advice_code": None,
+                "network_advice_code": None,
+                "network_decline_code": None,
+                "network_status": "approved_by_network",
+                "reason": None,
+                "risk_level": "normal",
+                "risk_score": secrets.randbelow(65),
+                "seller_message": "Payment complete.",
                 "type": "authorized",
             }
         charge = _ordered(
@@ -1309,8 +1395,7 @@ class StripeStandIn:
                         "amount_authorized": amount if status != "failed" else None,
                         "authorization_code": _rand(6, string.digits) if succeeded else None,
                         "brand": brand,
-                        "checks": {"address_line1_check": None,
-                                   "address_postal_code_check": None, "cvc_check": "pass"},
+                        "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
                         "country": country,
                         "exp_month": 12,
                         "exp_year": exp_year,
@@ -1325,8 +1410,7 @@ class StripeStandIn:
                         "network": brand,
                         "network_token": {"used": False},
                         "network_transaction_id": _rand(15, string.digits),
-                        "overcapture": {"maximum_amount_capturable": amount,
-                                        "status": "unavailable"},
+                        "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
                         "regulated_status": "unregulated",
                         "three_d_secure": None,
                         "wallet": None,
@@ -1403,8 +1487,12 @@ class StripeStandIn:
                     "payment_method": None if status == "failed" else pm["id"],
                     "payment_method_configuration_details": None,
                     "payment_method_options": {
-                        "card": {"installments": None, "mandate_options": None,
-                                 "network": None, "request_three_d_secure": "automatic"}
+                        "card": {
+                            "installments": None,
+                            "mandate_options": None,
+                            "network": None,
+                            "request_three_d_secure": "automatic",
+                        }
                     },
                     "payment_method_types": payment_method_types or ["card"],
                     "processing": None,
@@ -1422,13 +1510,15 @@ class StripeStandIn:
             )
             self._store(pi, account)
             fresh = pi | {
-                "amount_capturable": 0, "amount_received": 0, "last_payment_error": None,
-                "latest_charge": None, "payment_method": None,
+                "amount_capturable": 0,
+                "amount_received": 0,
+                "last_payment_error": None,
+                "latest_charge": None,
+                "payment_method": None,
                 "status": "requires_payment_method",
             }
             self._emit("payment_intent.created", fresh, account, req)
-        charge_event = {"succeeded": "charge.succeeded", "failed": "charge.failed",
-                        "pending": "charge.pending"}[status]
+        charge_event = {"succeeded": "charge.succeeded", "failed": "charge.failed", "pending": "charge.pending"}[status]
         self._emit(charge_event, charge, account, req)
         if pi is not None:
             pi_event = {
@@ -1447,9 +1537,9 @@ class StripeStandIn:
         assert amount is not None and currency is not None
         if not re.fullmatch(r"[A-Za-z]{3}", currency):
             raise _invalid(f"Invalid currency: {currency.lower()}", "currency")
-        capture_method = _enum_param(
-            p, "capture_method", ("automatic", "automatic_async", "manual")
-        ) or "automatic_async"
+        capture_method = (
+            _enum_param(p, "capture_method", ("automatic", "automatic_async", "manual")) or "automatic_async"
+        )
         confirm = _bool_param(p, "confirm")
         metadata = _metadata_param(p)
         receipt_email = _str_param(p, "receipt_email")
@@ -1462,8 +1552,7 @@ class StripeStandIn:
         # From here on the endpoint is executing: errors are saved for idempotency.
         customer = _str_param(p, "customer")
         if customer:
-            raise StripeError(404, f"No such customer: '{customer}'", code="resource_missing",
-                              param="customer")
+            raise StripeError(404, f"No such customer: '{customer}'", code="resource_missing", param="customer")
         card: tuple[str, str, bool] | None = None
         if pm_token:
             card = _TEST_PAYMENT_METHODS.get(pm_token)
@@ -1471,36 +1560,63 @@ class StripeStandIn:
             if card is None and stored is not None and stored.get("object") == "payment_method":
                 card = (stored["card"]["brand"], stored["card"]["last4"], True)
             if card is None:
-                raise StripeError(404, f"No such PaymentMethod: '{pm_token}'",
-                                  code="resource_missing", param="payment_method")
+                raise StripeError(
+                    404, f"No such PaymentMethod: '{pm_token}'", code="resource_missing", param="payment_method"
+                )
         if not confirm:
             pi_id = new_id("pi")
             ts = self._tick()
             pi = _ordered(
                 {
-                    "id": pi_id, "object": "payment_intent", "amount": amount,
-                    "amount_capturable": 0, "amount_details": {"tip": {}}, "amount_received": 0,
-                    "application": None, "application_fee_amount": None,
-                    "automatic_payment_methods": None, "canceled_at": None,
-                    "cancellation_reason": None, "capture_method": capture_method,
+                    "id": pi_id,
+                    "object": "payment_intent",
+                    "amount": amount,
+                    "amount_capturable": 0,
+                    "amount_details": {"tip": {}},
+                    "amount_received": 0,
+                    "application": None,
+                    "application_fee_amount": None,
+                    "automatic_payment_methods": None,
+                    "canceled_at": None,
+                    "cancellation_reason": None,
+                    "capture_method": capture_method,
                     "client_secret": f"{pi_id}_secret_{_rand(25)}",
-                    "confirmation_method": "automatic", "created": ts,
-                    "currency": currency.lower(), "customer": None, "customer_account": None,
-                    "description": description, "excluded_payment_method_types": None,
-                    "last_payment_error": None, "latest_charge": None, "livemode": False,
-                    "managed_payments": None, "metadata": metadata, "next_action": None,
-                    "on_behalf_of": None, "payment_method": None,
+                    "confirmation_method": "automatic",
+                    "created": ts,
+                    "currency": currency.lower(),
+                    "customer": None,
+                    "customer_account": None,
+                    "description": description,
+                    "excluded_payment_method_types": None,
+                    "last_payment_error": None,
+                    "latest_charge": None,
+                    "livemode": False,
+                    "managed_payments": None,
+                    "metadata": metadata,
+                    "next_action": None,
+                    "on_behalf_of": None,
+                    "payment_method": None,
                     "payment_method_configuration_details": None,
                     "payment_method_options": {
-                        "card": {"installments": None, "mandate_options": None,
-                                 "network": None, "request_three_d_secure": "automatic"}
+                        "card": {
+                            "installments": None,
+                            "mandate_options": None,
+                            "network": None,
+                            "request_three_d_secure": "automatic",
+                        }
                     },
-                    "payment_method_types": types, "processing": None,
-                    "receipt_email": receipt_email, "review": None, "setup_future_usage": None,
-                    "shipping": None, "source": None, "statement_descriptor": None,
+                    "payment_method_types": types,
+                    "processing": None,
+                    "receipt_email": receipt_email,
+                    "review": None,
+                    "setup_future_usage": None,
+                    "shipping": None,
+                    "source": None,
+                    "statement_descriptor": None,
                     "statement_descriptor_suffix": None,
                     "status": "requires_confirmation" if pm_token else "requires_payment_method",
-                    "transfer_data": None, "transfer_group": None,
+                    "transfer_data": None,
+                    "transfer_group": None,
                 }
             )
             self._store(pi, req.account)
@@ -1516,19 +1632,37 @@ class StripeStandIn:
             )
         brand, last4, ok = card
         pi, charge, pm = self._new_payment(
-            amount, currency.lower(), billing_email=None, receipt_email=receipt_email,
-            captured=capture_method != "manual", status="succeeded" if ok else "failed",
-            account=req.account, last4=last4, brand=brand, description=description,
-            metadata=metadata, with_intent=True, created=None, req=req,
-            capture_method=capture_method, payment_method_types=types,
+            amount,
+            currency.lower(),
+            billing_email=None,
+            receipt_email=receipt_email,
+            captured=capture_method != "manual",
+            status="succeeded" if ok else "failed",
+            account=req.account,
+            last4=last4,
+            brand=brand,
+            description=description,
+            metadata=metadata,
+            with_intent=True,
+            created=None,
+            req=req,
+            capture_method=capture_method,
+            payment_method_types=types,
         )
         assert pi is not None
         if not ok:
             raise StripeError(
-                402, "Your card was declined.", type_="card_error", code="card_declined",
-                extra={"advice_code": "try_again_later", "charge": charge["id"],
-                       "decline_code": "generic_decline",
-                       "payment_intent": copy.deepcopy(pi), "payment_method": copy.deepcopy(pm)},
+                402,
+                "Your card was declined.",
+                type_="card_error",
+                code="card_declined",
+                extra={
+                    "advice_code": "try_again_later",
+                    "charge": charge["id"],
+                    "decline_code": "generic_decline",
+                    "payment_intent": copy.deepcopy(pi),
+                    "payment_method": copy.deepcopy(pm),
+                },
             )
         return self._render(pi, req)
 
@@ -1544,8 +1678,8 @@ class StripeStandIn:
         _check_expand(p, list_endpoint=False)
         if not charge_id and not pi_id:
             raise _invalid(
-                "One of the following params should be provided for this request: "
-                "payment_intent or charge.", code="parameter_missing",
+                "One of the following params should be provided for this request: payment_intent or charge.",
+                code="parameter_missing",
             )
         # Validation passed: the endpoint executes, so errors below are saved under the key.
         if charge_id:
@@ -1554,8 +1688,9 @@ class StripeStandIn:
                 pi = self._lookup(pi_id, "payment_intent", req.account, "payment_intent")
                 if charge["payment_intent"] != pi["id"]:
                     raise StripeError(
-                        400, f"The charge {charge_id} does not belong to the PaymentIntent "
-                        f"{pi_id}.", param="charge",
+                        400,
+                        f"The charge {charge_id} does not belong to the PaymentIntent {pi_id}.",
+                        param="charge",
                     )
         else:
             pi = self._lookup(pi_id, "payment_intent", req.account, "payment_intent")
@@ -1563,8 +1698,10 @@ class StripeStandIn:
             charge_obj = self._objects.get(latest) if isinstance(latest, str) else None
             if charge_obj is None or pi["status"] not in ("succeeded", "requires_capture"):
                 raise StripeError(
-                    400, f"This PaymentIntent ({pi['id']}) does not have a successful charge "
-                    "to refund.", code="charge_not_refundable", param="payment_intent",
+                    400,
+                    f"This PaymentIntent ({pi['id']}) does not have a successful charge to refund.",
+                    code="charge_not_refundable",
+                    param="payment_intent",
                 )
             charge = charge_obj
         error_code, refund_status = self._outcomes.get(charge["id"], (None, "pending"))
@@ -1573,12 +1710,14 @@ class StripeStandIn:
             raise self._refund_error(error_code, charge, amount or remaining + 1)
         if charge["status"] != "succeeded":
             raise StripeError(
-                400, f"Charge {charge['id']} has a status of {charge['status']} and cannot be "
-                "refunded.", code="charge_not_refundable",
+                400,
+                f"Charge {charge['id']} has a status of {charge['status']} and cannot be refunded.",
+                code="charge_not_refundable",
             )
         if not charge["captured"]:
             raise StripeError(
-                400, f"Charge {charge['id']} has not been captured. Cancel its PaymentIntent "
+                400,
+                f"Charge {charge['id']} has not been captured. Cancel its PaymentIntent "
                 "to release the authorization instead of refunding it.",
                 code="charge_not_refundable",
             )
@@ -1593,15 +1732,25 @@ class StripeStandIn:
         ts = self._tick()
         refund_id = new_id("re")
         txn_id = self._txn(
-            amount=-amount, fee=0, currency=charge["currency"], source=refund_id, type_="refund",
-            category="refund", description=f"REFUND FOR CHARGE ({charge['description']})"
-            if charge["description"] else "REFUND FOR CHARGE", created=ts, account=scope,
+            amount=-amount,
+            fee=0,
+            currency=charge["currency"],
+            source=refund_id,
+            type_="refund",
+            category="refund",
+            description=f"REFUND FOR CHARGE ({charge['description']})"
+            if charge["description"]
+            else "REFUND FOR CHARGE",
+            created=ts,
+            account=scope,
         )
-        card_details: JSON = {"reference_status": "pending",
-                              "reference_type": "acquirer_reference_number", "type": "refund"}
+        card_details: JSON = {
+            "reference_status": "pending",
+            "reference_type": "acquirer_reference_number",
+            "type": "refund",
+        }
         if refund_status == "succeeded":
-            card_details |= {"reference": _rand(23, string.digits),
-                             "reference_status": "available"}
+            card_details |= {"reference": _rand(23, string.digits), "reference_status": "available"}
         refund = _ordered(
             {
                 "id": refund_id,
@@ -1613,8 +1762,7 @@ class StripeStandIn:
                 "currency": charge["currency"],
                 "customer": charge["customer"],
                 "customer_account": None,
-                "destination_details": {"card": dict(sorted(card_details.items())),
-                                        "type": "card"},
+                "destination_details": {"card": dict(sorted(card_details.items())), "type": "card"},
                 "metadata": metadata,
                 "payment_intent": charge["payment_intent"],
                 "payment_method": charge["payment_method"],
@@ -1637,12 +1785,16 @@ class StripeStandIn:
         cid, cur = charge["id"], charge["currency"]
         if code == "amount_too_large":
             if amount > charge["amount"]:
-                message = (f"Refund amount ({format_money(amount, cur)}) is greater than charge "
-                           f"amount ({format_money(charge['amount'], cur)})")
+                message = (
+                    f"Refund amount ({format_money(amount, cur)}) is greater than charge "
+                    f"amount ({format_money(charge['amount'], cur)})"
+                )
             else:
                 left = charge["amount_captured"] - charge["amount_refunded"]
-                message = (f"Refund amount ({format_money(amount, cur)}) is greater than "
-                           f"unrefunded amount on charge ({format_money(left, cur)})")
+                message = (
+                    f"Refund amount ({format_money(amount, cur)}) is greater than "
+                    f"unrefunded amount on charge ({format_money(left, cur)})"
+                )
             return StripeError(400, message, code=code, param="amount")
         messages = {
             "charge_already_refunded": f"Charge {cid} has already been refunded.",
@@ -1686,15 +1838,15 @@ class StripeStandIn:
         refund = self._lookup(id, "refund", req.account, "id")
         if refund["status"] not in ("pending", "requires_action"):
             raise StripeError(
-                400, f"Refund {id} has a status of {refund['status']}; only pending or "
-                "requires_action refunds can be canceled.", param="refund",
+                400,
+                f"Refund {id} has a status of {refund['status']}; only pending or "
+                "requires_action refunds can be canceled.",
+                param="refund",
             )
         self._settle(refund, "canceled", None, req)
         return self._render(refund, req)
 
-    def _settle(
-        self, refund: JSON, status: str, failure_reason: str | None, req: _Req | None
-    ) -> None:
+    def _settle(self, refund: JSON, status: str, failure_reason: str | None, req: _Req | None) -> None:
         scope = self._scope[refund["id"]]
         before = copy.deepcopy(refund)
         card = refund["destination_details"].get("card")
@@ -1709,16 +1861,20 @@ class StripeStandIn:
             if status == "failed":
                 refund["failure_reason"] = failure_reason
                 refund["failure_balance_transaction"] = self._txn(
-                    amount=refund["amount"], fee=0, currency=refund["currency"],
-                    source=refund["id"], type_="refund_failure", category="refund_failure",
+                    amount=refund["amount"],
+                    fee=0,
+                    currency=refund["currency"],
+                    source=refund["id"],
+                    type_="refund_failure",
+                    category="refund_failure",
                     description=f"REFUND FAILURE FOR CHARGE ({refund['charge']})",
-                    created=self._tick(), account=scope,
+                    created=self._tick(),
+                    account=scope,
                 )
             # The money was never sent: it becomes refundable again on the charge.
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = (
-                charge["amount_captured"] > 0
-                and charge["amount_refunded"] >= charge["amount_captured"]
+                charge["amount_captured"] > 0 and charge["amount_refunded"] >= charge["amount_captured"]
             )
         if card is not None:
             refund["destination_details"]["card"] = dict(sorted(card.items()))
@@ -1741,17 +1897,15 @@ class StripeStandIn:
         after = _str_param(p, "starting_after")
         before = _str_param(p, "ending_before")
         if after and before:
-            raise _invalid(
-                "You may only specify one of these parameters: ending_before, starting_after."
-            )
+            raise _invalid("You may only specify one of these parameters: ending_before, starting_after.")
 
         def order(o: JSON) -> tuple[int, int]:
             return (o["created"], self._seq[o["id"]])
 
         items = [
-            o for oid, o in self._objects.items()
-            if o.get("object") == kind and self._scope[oid] == req.account
-            and keep(o) and created(o["created"])
+            o
+            for oid, o in self._objects.items()
+            if o.get("object") == kind and self._scope[oid] == req.account and keep(o) and created(o["created"])
         ]
         items.sort(key=order, reverse=True)
         if after:
@@ -1769,8 +1923,9 @@ class StripeStandIn:
 
     def _list_payment_intents(self, req: _Req) -> JSON:
         customer = _str_param(req.params, "customer")
-        return self._list(req, "payment_intent", "/v1/payment_intents",
-                          lambda o: customer is None or o["customer"] == customer)
+        return self._list(
+            req, "payment_intent", "/v1/payment_intents", lambda o: customer is None or o["customer"] == customer
+        )
 
     def _list_charges(self, req: _Req) -> JSON:
         p = req.params
@@ -1790,8 +1945,7 @@ class StripeStandIn:
     def _list_balance_transactions(self, req: _Req) -> JSON:
         p = req.params
         filters = {k: _str_param(p, k) for k in ("source", "type", "currency")}
-        return self._list(req, "balance_transaction", "/v1/balance_transactions",
-                          _matcher(filters))
+        return self._list(req, "balance_transaction", "/v1/balance_transactions", _matcher(filters))
 
     def _list_events(self, req: _Req) -> JSON:
         p = req.params
@@ -1799,16 +1953,12 @@ class StripeStandIn:
         several = p.get("types")
         if single is not None and several is not None:
             raise _invalid("You may only specify one of these parameters: type, types.")
-        if several is not None and (
-            not isinstance(several, list) or not all(isinstance(t, str) for t in several)
-        ):
+        if several is not None and (not isinstance(several, list) or not all(isinstance(t, str) for t in several)):
             raise _invalid("Invalid array", "types")
         patterns = [single] if single is not None else several
 
         def keep(event: JSON) -> bool:
-            return patterns is None or any(
-                fnmatch.fnmatchcase(event["type"], pat) for pat in patterns
-            )
+            return patterns is None or any(fnmatch.fnmatchcase(event["type"], pat) for pat in patterns)
 
         return self._list(req, "event", "/v1/events", keep)
 
@@ -1831,14 +1981,20 @@ class StripeStandIn:
         head, rest = parts[0], parts[1:]
         if head == "refunds" and node.get("object") == "charge":
             refunds = sorted(
-                (o for oid, o in self._objects.items()
-                 if o.get("object") == "refund" and o["charge"] == node["id"]
-                 and self._scope[oid] == account),
-                key=lambda o: (o["created"], self._seq[o["id"]]), reverse=True,
+                (
+                    o
+                    for oid, o in self._objects.items()
+                    if o.get("object") == "refund" and o["charge"] == node["id"] and self._scope[oid] == account
+                ),
+                key=lambda o: (o["created"], self._seq[o["id"]]),
+                reverse=True,
             )
-            node["refunds"] = {"object": "list", "data": copy.deepcopy(refunds[:10]),
-                               "has_more": len(refunds) > 10,
-                               "url": f"/v1/charges/{node['id']}/refunds"}
+            node["refunds"] = {
+                "object": "list",
+                "data": copy.deepcopy(refunds[:10]),
+                "has_more": len(refunds) > 10,
+                "url": f"/v1/charges/{node['id']}/refunds",
+            }
         value = node.get(head)
         if isinstance(value, str):
             target = self._visible(value, account)
@@ -1863,7 +2019,11 @@ def _str_param(p: JSON, name: str, *, required: bool = False) -> str | None:
 
 
 def _int_param(
-    p: JSON, name: str, *, required: bool = False, minimum: int | None = None,
+    p: JSON,
+    name: str,
+    *,
+    required: bool = False,
+    minimum: int | None = None,
     maximum: int | None = None,
 ) -> int | None:
     raw = _str_param(p, name, required=required)
@@ -1873,11 +2033,9 @@ def _int_param(
         raise _invalid(f"Invalid integer: {raw}", name, "parameter_invalid_integer")
     value = int(raw)
     if minimum is not None and value < minimum:
-        raise _invalid(f"This value must be greater than or equal to {minimum}.", name,
-                       "parameter_invalid_integer")
+        raise _invalid(f"This value must be greater than or equal to {minimum}.", name, "parameter_invalid_integer")
     if maximum is not None and value > maximum:
-        raise _invalid(f"This value must be less than or equal to {maximum}.", name,
-                       "parameter_invalid_integer")
+        raise _invalid(f"This value must be less than or equal to {maximum}.", name, "parameter_invalid_integer")
     return value
 
 
@@ -1917,7 +2075,8 @@ def _metadata_param(p: JSON) -> dict[str, str]:
         if len(value) > 500:
             raise _invalid(
                 "Metadata values can have up to 500 characters, but you passed in a value "
-                f"that is {len(value)} characters.", f"metadata[{key}]",
+                f"that is {len(value)} characters.",
+                f"metadata[{key}]",
             )
         if value != "":
             out[key] = value
@@ -1935,8 +2094,10 @@ def _range_param(p: JSON, name: str) -> Callable[[int], bool]:
         raise _invalid(f"Invalid {name}: use an integer or a hash with gt, gte, lt, lte", name)
     bounds = {k: _int_param(raw, k) for k in raw}
     checks = {
-        "gt": lambda v, b: v > b, "gte": lambda v, b: v >= b,
-        "lt": lambda v, b: v < b, "lte": lambda v, b: v <= b,
+        "gt": lambda v, b: v > b,
+        "gte": lambda v, b: v >= b,
+        "lt": lambda v, b: v < b,
+        "lte": lambda v, b: v <= b,
     }
     return lambda v: all(checks[k](v, b) for k, b in bounds.items() if b is not None)
 
@@ -1957,11 +2118,12 @@ def _check_expand(p: JSON, *, list_endpoint: bool) -> None:
     for path in _expand_list(p):
         parts = path.split(".")
         if len(parts) > MAX_EXPAND_DEPTH + (1 if list_endpoint else 0):
-            raise _invalid(f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a "
-                           "property.", "expand")
-        bad = (list_endpoint and parts[0] != "data") or any(
-            part not in EXPANDABLE or (part == "data" and i > 0) for i, part in enumerate(parts)
-        ) or (not list_endpoint and parts[0] == "data")
+            raise _invalid(f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property.", "expand")
+        bad = (
+            (list_endpoint and parts[0] != "data")
+            or any(part not in EXPANDABLE or (part == "data" and i > 0) for i, part in enumerate(parts))
+            or (not list_endpoint and parts[0] == "data")
+        )
         if bad:
             raise _invalid(f"This property cannot be expanded ({path}).", "expand")
 
@@ -1973,14 +2135,33 @@ def _matcher(filters: dict[str, str | None]) -> Callable[[JSON], bool]:
 
 def _empty_evidence() -> JSON:
     names = (
-        "access_activity_log", "billing_address", "cancellation_policy",
-        "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication",
-        "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature",
-        "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id",
-        "product_description", "receipt", "refund_policy", "refund_policy_disclosure",
-        "refund_refusal_explanation", "service_date", "service_documentation",
-        "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation",
-        "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
+        "access_activity_log",
+        "billing_address",
+        "cancellation_policy",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "customer_communication",
+        "customer_email_address",
+        "customer_name",
+        "customer_purchase_ip",
+        "customer_signature",
+        "duplicate_charge_documentation",
+        "duplicate_charge_explanation",
+        "duplicate_charge_id",
+        "product_description",
+        "receipt",
+        "refund_policy",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "service_date",
+        "service_documentation",
+        "shipping_address",
+        "shipping_carrier",
+        "shipping_date",
+        "shipping_documentation",
+        "shipping_tracking_number",
+        "uncategorized_file",
+        "uncategorized_text",
     )
     return dict(sorted({**dict.fromkeys(names), "enhanced_evidence": {}}.items()))
 

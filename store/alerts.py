@@ -123,19 +123,37 @@ def mark_reminded(conn: psycopg.Connection, dispute_id: str, kind: str, now: dat
 
 def save_efw(conn: psycopg.Connection, efw: FraudWarning, observed_at: datetime) -> bool | None:
     """Store a warning: True when new, False when changed, None when nothing changed."""
-    row = conn.execute(SAVE_EFW, {
-        "id": efw.id, "charge": efw.charge_id, "payment_intent": efw.payment_intent_id, "account": efw.account,
-        "fraud_type": efw.fraud_type, "actionable": efw.actionable, "livemode": efw.livemode,
-        "created": efw.stripe_created, "observed_at": observed_at,
-    }).fetchone()
+    row = conn.execute(
+        SAVE_EFW,
+        {
+            "id": efw.id,
+            "charge": efw.charge_id,
+            "payment_intent": efw.payment_intent_id,
+            "account": efw.account,
+            "fraud_type": efw.fraud_type,
+            "actionable": efw.actionable,
+            "livemode": efw.livemode,
+            "created": efw.stripe_created,
+            "observed_at": observed_at,
+        },
+    ).fetchone()
     return None if row is None else bool(row[0])
 
 
-def record_outcome(conn: psycopg.Connection, *, charge_id: str, account: str | None, succeeded: bool,
-                   decline_code: str | None, at: datetime) -> None:
+def record_outcome(
+    conn: psycopg.Connection,
+    *,
+    charge_id: str,
+    account: str | None,
+    succeeded: bool,
+    decline_code: str | None,
+    at: datetime,
+) -> None:
     """Count one payment attempt (once per charge, whichever event told us first)."""
-    conn.execute(OUTCOME, {"charge_id": charge_id, "account": account, "succeeded": succeeded,
-                           "decline_code": decline_code, "at": at})
+    conn.execute(
+        OUTCOME,
+        {"charge_id": charge_id, "account": account, "succeeded": succeeded, "decline_code": decline_code, "at": at},
+    )
 
 
 def payment_window(conn: psycopg.Connection, since: datetime, now: datetime) -> Window:

@@ -39,14 +39,32 @@ class AuditRecord:
     cause: str | None
 
 
-def record(conn: psycopg.Connection, *, actor: str, surface: str, action: str, subject: str,
-           stripe_ids: Sequence[str] = (), details: dict[str, Any] | None = None,
-           cause: str | None = None, at: datetime | None = None) -> None:
+def record(
+    conn: psycopg.Connection,
+    *,
+    actor: str,
+    surface: str,
+    action: str,
+    subject: str,
+    stripe_ids: Sequence[str] = (),
+    details: dict[str, Any] | None = None,
+    cause: str | None = None,
+    at: datetime | None = None,
+) -> None:
     """Append a record; a second record with the same cause (a replayed event) is not written."""
-    conn.execute(RECORD, {
-        "actor": actor, "surface": surface, "action": action, "subject": subject,
-        "stripe_ids": list(stripe_ids), "details": Jsonb(details or {}), "cause": cause, "at": at,
-    })
+    conn.execute(
+        RECORD,
+        {
+            "actor": actor,
+            "surface": surface,
+            "action": action,
+            "subject": subject,
+            "stripe_ids": list(stripe_ids),
+            "details": Jsonb(details or {}),
+            "cause": cause,
+            "at": at,
+        },
+    )
 
 
 def for_subject(conn: psycopg.Connection, subject: str) -> list[AuditRecord]:

@@ -101,11 +101,19 @@ def record(conn: psycopg.Connection, event: dict[str, Any], payload: str, *, sou
     long to index): storing it again would fail the same way.
     """
     try:
-        row = conn.execute(RECORD, {
-            "id": event["id"], "type": event["type"], "account": event.get("account"),
-            "api_version": event.get("api_version"), "livemode": bool(event.get("livemode")),
-            "created": event["created"], "payload": payload, "source": source,
-        }).fetchone()
+        row = conn.execute(
+            RECORD,
+            {
+                "id": event["id"],
+                "type": event["type"],
+                "account": event.get("account"),
+                "api_version": event.get("api_version"),
+                "livemode": bool(event.get("livemode")),
+                "created": event["created"],
+                "payload": payload,
+                "source": source,
+            },
+        ).fetchone()
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded) as exc:
         raise Unstorable(db.message(exc)) from exc
     return row is not None
@@ -125,8 +133,15 @@ def finish(conn: psycopg.Connection, event_id: str, *, ignored: bool, now: datet
 def fail(conn: psycopg.Connection, event_id: str, *, error: str, dead: bool, retry_at: datetime) -> None:
     """Record a failed attempt: retried at retry_at, or dead-lettered (kept and listed)."""
     # Postgres text cannot hold U+0000, and an error message may quote the payload.
-    conn.execute(FAIL, {"id": event_id, "status": "dead" if dead else "failed",
-                        "error": error[:2000].replace("\x00", "\ufffd"), "retry_at": retry_at})
+    conn.execute(
+        FAIL,
+        {
+            "id": event_id,
+            "status": "dead" if dead else "failed",
+            "error": error[:2000].replace("\x00", "\ufffd"),
+            "retry_at": retry_at,
+        },
+    )
 
 
 def listing(conn: psycopg.Connection, statuses: list[str], limit: int = 100) -> list[EventRow]:
@@ -143,4 +158,3 @@ def replay(conn: psycopg.Connection, event_id: str | None, statuses: list[str]) 
 def counts(conn: psycopg.Connection) -> dict[str, int]:
     """How many events are in each status."""
     return dict(conn.execute(COUNTS).fetchall())
-

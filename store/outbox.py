@@ -83,11 +83,26 @@ class Outgoing:
     parent_ts: str | None
 
 
-def enqueue(conn: psycopg.Connection, *, channel: str, payload: dict[str, Any], method: str = "chat.postMessage",
-            message_key: str | None = None, parent_key: str | None = None) -> None:
+def enqueue(
+    conn: psycopg.Connection,
+    *,
+    channel: str,
+    payload: dict[str, Any],
+    method: str = "chat.postMessage",
+    message_key: str | None = None,
+    parent_key: str | None = None,
+) -> None:
     """Queue a message; call in the transaction of the change it announces."""
-    conn.execute(ENQUEUE, {"method": method, "channel": channel, "message_key": message_key,
-                           "parent_key": parent_key, "payload": Jsonb(payload)})
+    conn.execute(
+        ENQUEUE,
+        {
+            "method": method,
+            "channel": channel,
+            "message_key": message_key,
+            "parent_key": parent_key,
+            "payload": Jsonb(payload),
+        },
+    )
 
 
 def claim(conn: psycopg.Connection, now: datetime) -> Outgoing | None:

@@ -16,6 +16,7 @@ from domain.ordering import merge_dispute, merge_payment, merge_refund
 
 T = TypeVar("T")
 
+
 # The statements below are built once at import from dataclass field names (never from input).
 def _columns(cls: type) -> list[str]:
     return [f.name for f in fields(cls) if f.name != "synced_at"]
@@ -96,8 +97,9 @@ class Saved(Generic[T]):
         return self.after is not None
 
 
-def _save(conn: psycopg.Connection, record: T, merge: Callable[[T | None, T], T | None],
-          insert: str, lock: str, update: str) -> Saved[T]:
+def _save(
+    conn: psycopg.Connection, record: T, merge: Callable[[T | None, T], T | None], insert: str, lock: str, update: str
+) -> Saved[T]:
     # Insert first so concurrent savers of a new id meet on the primary key, then lock and merge.
     params = asdict(record)  # type: ignore[call-overload]
     if conn.execute(insert, params).fetchone() is not None:

@@ -180,11 +180,15 @@ def fail(conn: psycopg.Connection, request_id: int, message: str, now: datetime)
     return _one(conn, FAIL, {"id": request_id, "message": message[:1000], "now": now})
 
 
-def follow_refund(conn: psycopg.Connection, request_id: int, refund_id: str, status: str, message: str | None,
-                  now: datetime) -> RefundRequest | None:
+def follow_refund(
+    conn: psycopg.Connection, request_id: int, refund_id: str, status: str, message: str | None, now: datetime
+) -> RefundRequest | None:
     """Move a request along with its Stripe refund; None when nothing changes."""
-    return _one(conn, FOLLOW_REFUND, {"id": request_id, "refund_id": refund_id, "status": status,
-                                      "message": message, "now": now})
+    return _one(
+        conn,
+        FOLLOW_REFUND,
+        {"id": request_id, "refund_id": refund_id, "status": status, "message": message, "now": now},
+    )
 
 
 def prior(conn: psycopg.Connection, payment_id: str, user: str) -> tuple[int, int]:
@@ -200,7 +204,8 @@ def made(conn: psycopg.Connection, refund: Refund, key: str | None) -> RefundReq
     if req is None:
         return None
     same_payment = req.payment_id in (refund.payment_intent_id, refund.charge_id) or (
-        req.charge_id is not None and req.charge_id == refund.charge_id)
+        req.charge_id is not None and req.charge_id == refund.charge_id
+    )
     return req if same_payment and req.amount == refund.amount else None
 
 

@@ -136,8 +136,9 @@ class LiveServer:
         """POST a signed /refunds command; return the response and the response_url key."""
         return self.sender.slash(text, user=user_id, key=key)
 
-    def click(self, action_id: str, value: str, *, user: str, key: str | None = None,
-              channel: str = "C0APPROVALS") -> tuple[requests.Response, str]:
+    def click(
+        self, action_id: str, value: str, *, user: str, key: str | None = None, channel: str = "C0APPROVALS"
+    ) -> tuple[requests.Response, str]:
         """A signed button click, shaped like Slack's block_actions."""
         return self.sender.click(action_id, value, user=user, channel=channel, key=key)
 
@@ -145,14 +146,24 @@ class LiveServer:
         """A signed modal submission; returns the JSON answer ({} = closed)."""
         return self.sender.submit(callback_id, values, user=user, private_metadata=private_metadata)
 
-    def webhook(self, event: dict | bytes | str, *, secret: str | None = None, header: str | None = None,
-                timestamp: int | None = None) -> requests.Response:
+    def webhook(
+        self,
+        event: dict | bytes | str,
+        *,
+        secret: str | None = None,
+        header: str | None = None,
+        timestamp: int | None = None,
+    ) -> requests.Response:
         """POST an event to /webhooks/stripe, signed like Stripe unless a header is given."""
         body = event if isinstance(event, bytes) else (event if isinstance(event, str) else json.dumps(event)).encode()
         if header is None:
             header = stripe_signature(body, secret or self.settings.stripe_webhook_secrets[0], timestamp=timestamp)
-        return self.http.post(f"{self.url}/webhooks/stripe", data=body, timeout=10,
-                              headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+        return self.http.post(
+            f"{self.url}/webhooks/stripe",
+            data=body,
+            timeout=10,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
 
     def drain(self) -> int:
         """Run the worker's event processing until nothing is due; return how many events it took."""

@@ -24,8 +24,9 @@ def _post(web: LiveServer, body: str, headers: dict) -> requests.Response:
     "tamper",
     ["wrong_secret", "stale_timestamp", "future_timestamp", "body_changed", "no_signature", "no_timestamp"],
 )
-def test_bad_slack_signatures_are_refused_and_no_listener_runs(web: LiveServer, slack: SlackStandIn,
-                                                                stripe_api, tamper: str) -> None:
+def test_bad_slack_signatures_are_refused_and_no_listener_runs(
+    web: LiveServer, slack: SlackStandIn, stripe_api, tamper: str
+) -> None:
     body = slash_command_body("pi_3MtwBwLkdIwHu7ix28a3tqPa", response_url=slack.response_url("k"))
     secret = "not-the-secret" if tamper == "wrong_secret" else web.settings.slack_signing_secret
     ts = {"stale_timestamp": int(time.time()) - 301, "future_timestamp": int(time.time()) + 301}.get(tamper)
@@ -66,10 +67,15 @@ class _Clock:
         return self._now
 
 
-@pytest.mark.parametrize("fixture", [
-    "slash_command__bolt_python_test.form", "slash_command__modified_real_payload.form",
-    "slash_command__org_level_app_is_enterprise_install.form", "slash_command__slack_docs_example.form",
-])
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "slash_command__bolt_python_test.form",
+        "slash_command__modified_real_payload.form",
+        "slash_command__org_level_app_is_enterprise_install.form",
+        "slash_command__slack_docs_example.form",
+    ],
+)
 def test_real_slash_command_payloads_are_answered(web: LiveServer, fixture: str) -> None:
     from urllib.parse import parse_qsl, urlencode
 
@@ -160,18 +166,22 @@ def test_in_socket_mode_there_is_no_http_route_for_slack(make_server_for, settin
 METRICS_TOKEN = "scrape-me-0123456789abcdef"
 
 
-@pytest.mark.parametrize(("authorization", "status"), [
-    (None, 401),
-    (f"Bearer {METRICS_TOKEN}", 200),
-    (f"bearer  {METRICS_TOKEN} ", 200),  # the scheme is case-insensitive (RFC 7235)
-    ("Bearer wrong-token-0123456789abcdef", 401),
-    (f"Bearer {METRICS_TOKEN}x", 401),
-    (f"Basic {METRICS_TOKEN}", 401),
-    ("Bearer", 401),
-    ("Bearer é-not-ascii", 401),  # compare_digest refuses non-ASCII text: must not become a 500
-])
-def test_metrics_need_the_token_when_one_is_set(make_server_for, settings, slack, caplog, authorization: str | None,
-                                                status: int) -> None:
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        (f"Bearer {METRICS_TOKEN}", 200),
+        (f"bearer  {METRICS_TOKEN} ", 200),  # the scheme is case-insensitive (RFC 7235)
+        ("Bearer wrong-token-0123456789abcdef", 401),
+        (f"Bearer {METRICS_TOKEN}x", 401),
+        (f"Basic {METRICS_TOKEN}", 401),
+        ("Bearer", 401),
+        ("Bearer é-not-ascii", 401),  # compare_digest refuses non-ASCII text: must not become a 500
+    ],
+)
+def test_metrics_need_the_token_when_one_is_set(
+    make_server_for, settings, slack, caplog, authorization: str | None, status: int
+) -> None:
     web = make_server_for(replace_settings(settings, metrics_token=METRICS_TOKEN), slack)
     headers = {"Authorization": authorization} if authorization is not None else {}
     resp = web.http.get(f"{web.url}/metrics", headers=headers, timeout=10)

@@ -43,8 +43,9 @@ def _scenario(stripe_api: StripeStandIn, want: int, rng: random.Random) -> list[
         currency = rng.choice(["usd", "eur", "jpy", "kwd"])
         amount = rng.randrange(100, 5000) * 10
         failed = rng.random() < 0.12
-        p = stripe_api.add_payment(amount, currency, status="failed" if failed else "succeeded",
-                                   email=f"c{len(charges)}@example.com")
+        p = stripe_api.add_payment(
+            amount, currency, status="failed" if failed else "succeeded", email=f"c{len(charges)}@example.com"
+        )
         if not failed:
             charges.append((p["charge"]["id"], amount, currency))
     pending: list[str] = []
@@ -78,14 +79,35 @@ def _free_port() -> int:
 
 def _gunicorn(database_url: str, port: int, log: Path) -> subprocess.Popen:
     env = {
-        **os.environ, "DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "xoxb-chaos", "SLACK_SIGNING_SECRET": "chaos",
-        "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "LOG_LEVEL": "ERROR",
-        "STRIPE_API_BASE": "http://127.0.0.1:9", "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": "xoxb-chaos",
+        "SLACK_SIGNING_SECRET": "chaos",
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "LOG_LEVEL": "ERROR",
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
     }
     with log.open("wb") as err:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "3", "--log-level", "error",
-             "app:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "3",
+                "--log-level",
+                "error",
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + 30
     try:
         while True:
@@ -119,9 +141,15 @@ def _send_all(url: str, bodies: list[bytes], senders: int) -> Counter:
             delay = 0.05
             while True:
                 try:
-                    resp = http.post(url, data=body, timeout=10,
-                                     headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET),
-                                              "Content-Type": "application/json"})
+                    resp = http.post(
+                        url,
+                        data=body,
+                        timeout=10,
+                        headers={
+                            "Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET),
+                            "Content-Type": "application/json",
+                        },
+                    )
                     status = resp.status_code
                 except requests.RequestException:
                     status = 0
@@ -150,8 +178,12 @@ def _final_state(conn: psycopg.Connection, ids: list[str]) -> dict:
             continue
         p = view.payment
         state[payment_id] = {
-            "status": p.status, "captured": p.amount_captured, "charge": p.charge_id, "currency": p.currency,
-            "refunded": refunded(view), "refundable": refundable(view),
+            "status": p.status,
+            "captured": p.amount_captured,
+            "charge": p.charge_id,
+            "currency": p.currency,
+            "refunded": refunded(view),
+            "refundable": refundable(view),
             "refunds": sorted((r.id, r.status, r.amount, r.failure_reason) for r in view.refunds),
         }
     return state
@@ -205,8 +237,12 @@ def test_chaos(settings, stripe_api: StripeStandIn, db_url: str, tmp_path: Path)
 
             def applied() -> bool:
                 with psycopg.connect(url) as conn:
-                    return conn.execute("SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'failed')"
-                                        ).fetchone()[0] == 0
+                    return (
+                        conn.execute(
+                            "SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'failed')"
+                        ).fetchone()[0]
+                        == 0
+                    )
 
             wait_until(applied, timeout=90, what="applying every event", every=0.25)
         finally:
@@ -217,7 +253,8 @@ def test_chaos(settings, stripe_api: StripeStandIn, db_url: str, tmp_path: Path)
         stored = dict(conn.execute("SELECT status, count(*) FROM stripe_events GROUP BY status").fetchall())
         stored_ids = {r[0] for r in conn.execute("SELECT id FROM stripe_events")}
         duplicated_audit = conn.execute(
-            "SELECT count(*) FROM (SELECT cause FROM audit_log GROUP BY cause HAVING count(*) > 1) d").fetchone()[0]
+            "SELECT count(*) FROM (SELECT cause FROM audit_log GROUP BY cause HAVING count(*) > 1) d"
+        ).fetchone()[0]
         audit_rows = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
         actual = _final_state(conn, payment_ids)
     server.cleanup()

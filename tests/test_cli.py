@@ -18,8 +18,12 @@ from store import db, events
 
 @pytest.fixture
 def run(db_url: str, stripe_api):
-    env = {"DATABASE_URL": db_url, "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_API_BASE": stripe_api.url,
-           "LOG_LEVEL": "ERROR"}
+    env = {
+        "DATABASE_URL": db_url,
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_API_BASE": stripe_api.url,
+        "LOG_LEVEL": "ERROR",
+    }
 
     def invoke(*args: str):
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
@@ -39,15 +43,22 @@ def test_config_lists_every_setting_without_values(run) -> None:
 
 
 def test_failed_events_are_listed_retried_dead_lettered_and_replayed(run, settings, conn) -> None:
-    broken = {"id": "evt_broken1", "object": "event", "type": "refund.updated", "created": 1_790_000_000,
-              "livemode": False, "data": {"object": {"object": "refund", "amount": 100}}}  # no id: the handler fails
+    broken = {
+        "id": "evt_broken1",
+        "object": "event",
+        "type": "refund.updated",
+        "created": 1_790_000_000,
+        "livemode": False,
+        "data": {"object": {"object": "refund", "amount": 100}},
+    }  # no id: the handler fails
     deps = build_deps(replace_settings(settings, webhook_max_attempts=2))
     with db.connection(deps.pool) as c:
         events.record(c, broken, json.dumps(broken))
     now = utcnow()
     assert process_next(deps.pool, deps.settings, now=now) == "evt_broken1"
     status, attempts, due = conn.execute(
-        "SELECT status, attempts, next_attempt_at FROM stripe_events WHERE id = 'evt_broken1'").fetchone()
+        "SELECT status, attempts, next_attempt_at FROM stripe_events WHERE id = 'evt_broken1'"
+    ).fetchone()
     assert (status, attempts) == ("failed", 1) and due > now  # kept, with a retry time
     assert process_next(deps.pool, deps.settings, now=now) is None  # not due yet
     assert process_next(deps.pool, deps.settings, now=now + timedelta(hours=2)) == "evt_broken1"
@@ -60,9 +71,13 @@ def test_failed_events_are_listed_retried_dead_lettered_and_replayed(run, settin
     assert run("events", "replay", "--all").output.strip() == "queued 1 event(s) for the worker"
     conn.rollback()
     assert conn.execute("SELECT status, attempts FROM stripe_events WHERE id = 'evt_broken1'").fetchone() == (
-        "pending", 0)
+        "pending",
+        0,
+    )
     assert conn.execute("SELECT action, surface FROM audit_log WHERE subject = 'evt_broken1'").fetchone() == (
-        "event.replayed", "cli")
+        "event.replayed",
+        "cli",
+    )
     missing = run("events", "replay", "evt_nope")
     assert missing.exit_code == 1 and "not a stored event" in missing.output
 

@@ -13,8 +13,16 @@ GOOD = {
 
 
 def test_a_complete_environment_loads() -> None:
-    s = load_settings({**GOOD, "APPROVAL_THRESHOLD": "5000 USD,4500 EUR,750000 JPY", "REQUESTERS": "U1ABC,S2DEF",
-                       "APPROVALS_CHANNEL": "C0123ABC", "PORT": "8080"}, require="web")
+    s = load_settings(
+        {
+            **GOOD,
+            "APPROVAL_THRESHOLD": "5000 USD,4500 EUR,750000 JPY",
+            "REQUESTERS": "U1ABC,S2DEF",
+            "APPROVALS_CHANNEL": "C0123ABC",
+            "PORT": "8080",
+        },
+        require="web",
+    )
     assert s.stripe_webhook_secrets == ("whsec_a", "whsec_b")
     assert s.approval_threshold == {"usd": 500000, "eur": 450000, "jpy": 750000}
     assert s.requesters == frozenset({"U1ABC", "S2DEF"}) and s.approvers is None

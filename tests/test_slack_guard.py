@@ -49,8 +49,7 @@ DEEP = {
     "deep_array_json": "[" * DEPTH + "]" * DEPTH,
     "deep_object_json": '{"a":' * DEPTH + "1" + "}" * DEPTH,
     "deep_in_type_object_json": '{"type":"event_callback","event":' + "[" * DEPTH + "]" * DEPTH + "}",
-    "deep_in_type_object_payload": "payload=" + quote('{"type":"block_actions","x":' + "[" * DEPTH + "]" * DEPTH
-                                                      + "}"),
+    "deep_in_type_object_payload": "payload=" + quote('{"type":"block_actions","x":' + "[" * DEPTH + "]" * DEPTH + "}"),
     "deep_mixed_json": '{"a":[' * (DEPTH // 2) + "0" + "]}" * (DEPTH // 2),
     "deep_unclosed_json": "[" * DEPTH,
     "deep_unclosed_payload": "payload=" + "[" * DEPTH,
@@ -87,9 +86,18 @@ def _unsigned_headers(body: str, how: str) -> dict[str, str]:
     }[how]
 
 
-UNSIGNED_WAYS = ["no_headers", "wrong_secret", "garbage_signature", "timestamp_empty", "timestamp_words",
-                 "timestamp_float", "timestamp_negative", "timestamp_superscript", "timestamp_huge",
-                 "timestamp_stale"]
+UNSIGNED_WAYS = [
+    "no_headers",
+    "wrong_secret",
+    "garbage_signature",
+    "timestamp_empty",
+    "timestamp_words",
+    "timestamp_float",
+    "timestamp_negative",
+    "timestamp_superscript",
+    "timestamp_huge",
+    "timestamp_stale",
+]
 
 
 @pytest.mark.parametrize("how", UNSIGNED_WAYS)
@@ -112,10 +120,13 @@ def test_signed_but_malformed_bodies_get_400_with_a_reason(web: LiveServer, capl
     _no_errors_logged(caplog)
 
 
-@pytest.mark.parametrize("payload", [
-    {"type": "block_actions", "team": 5, "actions": []},  # Bolt reads team ids while building its request
-    {"type": "event_callback", "is_ext_shared_channel": True, "event": "not-an-object"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "team": 5, "actions": []},  # Bolt reads team ids while building its request
+        {"type": "event_callback", "is_ext_shared_channel": True, "event": "not-an-object"},
+    ],
+)
 def test_signed_payloads_bolt_cannot_read_get_400_not_500(web: LiveServer, caplog, payload: dict) -> None:
     for body in (interaction_body(payload), json.dumps(payload)):
         resp = _post(web, body, slack_headers(body, web.settings.slack_signing_secret))
@@ -152,10 +163,14 @@ def test_slacks_ssl_check_passes_when_signed_only(web: LiveServer) -> None:
     assert _post(web, body, {"Content-Type": "application/x-www-form-urlencoded"}).status_code == 401
 
 
-REAL = sorted(p.name for p in (FIXTURES / "slack").iterdir()
-              if p.name.startswith(("block_actions__", "event__", "message_action__", "shortcut__",
-                                    "view_submission__")) and p.suffix == ".json"
-              or p.name.startswith("slash_command__") and p.suffix == ".form")
+REAL = sorted(
+    p.name
+    for p in (FIXTURES / "slack").iterdir()
+    if p.name.startswith(("block_actions__", "event__", "message_action__", "shortcut__", "view_submission__"))
+    and p.suffix == ".json"
+    or p.name.startswith("slash_command__")
+    and p.suffix == ".form"
+)
 
 
 @pytest.mark.parametrize("name", REAL)

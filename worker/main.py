@@ -43,8 +43,9 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         return dispatch.process_next(deps.pool, settings, now=utcnow()) is not None
 
     def deliver_slack() -> bool:
-        return slack_delivery.deliver_next(deps.pool, client, now=utcnow(),
-                                            pace_seconds=settings.slack_channel_pace_seconds)
+        return slack_delivery.deliver_next(
+            deps.pool, client, now=utcnow(), pace_seconds=settings.slack_channel_pace_seconds
+        )
 
     def tend_requests() -> bool:
         now = utcnow()
@@ -61,8 +62,9 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name="events", daemon=True),
         threading.Thread(target=_loop, args=("slack", deliver_slack, stop, idle), name="slack", daemon=True),
         # Expiry and recovery are not urgent to the second: a few seconds between rounds.
-        threading.Thread(target=_loop, args=("requests", tend_requests, stop, max(idle, 5.0)), name="requests",
-                         daemon=True),
+        threading.Thread(
+            target=_loop, args=("requests", tend_requests, stop, max(idle, 5.0)), name="requests", daemon=True
+        ),
         # Reminders and rate checks every 30 s: plenty against 15-minute windows and 24-hour deadlines.
         threading.Thread(target=_loop, args=("on-call", watch, stop, max(idle, 30.0)), name="on-call", daemon=True),
     ]
@@ -76,7 +78,9 @@ def check_slack_token(deps: Deps) -> None:
     try:
         deps.slack.auth_test()
     except SlackApiError as exc:
-        log.error("Slack rejected SLACK_BOT_TOKEN (%s): messages will wait in the queue until it is fixed",
-                  exc.response.get("error"))
+        log.error(
+            "Slack rejected SLACK_BOT_TOKEN (%s): messages will wait in the queue until it is fixed",
+            exc.response.get("error"),
+        )
     except OSError as exc:
         log.warning("Slack unreachable at start (%s); messages wait in the queue", type(exc).__name__)

@@ -21,8 +21,11 @@ AGENT, MANAGER, MANAGER2 = "U0SUPPORT1", "U0MANAGER1", "U0MANAGER2"
 
 @pytest.fixture
 def desk(make_server_for, settings, slack: SlackStandIn, stripe_api: StripeStandIn) -> LiveServer:
-    configured = replace_settings(settings, approvers=frozenset({"S0APPROVERS"}),
-                                  approval_threshold={"usd": 500000, "eur": 500000, "jpy": 750000, "kwd": 1500000})
+    configured = replace_settings(
+        settings,
+        approvers=frozenset({"S0APPROVERS"}),
+        approval_threshold={"usd": 500000, "eur": 500000, "jpy": 750000, "kwd": 1500000},
+    )
     web = make_server_for(configured, slack)
     stripe_api.deliver_webhooks(f"{web.url}/webhooks/stripe", WEBHOOK_SECRET)
     return web
@@ -36,13 +39,23 @@ def _answer(web: LiveServer, resp_key: tuple, timeout: float = 15) -> dict:
 
 
 def _buttons(answer: dict) -> dict[str, str]:
-    return {e["action_id"]: e.get("value", "") for b in answer.get("blocks") or [] if b["type"] == "actions"
-            for e in b["elements"]}
+    return {
+        e["action_id"]: e.get("value", "")
+        for b in answer.get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+    }
 
 
 def _refunds_created(stripe_api: StripeStandIn) -> list[dict]:
-    return [r for r in stripe_api.requests if r["method"] == "POST" and r["path"] == "/v1/refunds"
-            and r["status"] == 200 and not r.get("idempotent_replayed")]
+    return [
+        r
+        for r in stripe_api.requests
+        if r["method"] == "POST"
+        and r["path"] == "/v1/refunds"
+        and r["status"] == 200
+        and not r.get("idempotent_replayed")
+    ]
 
 
 def _post_raw(web: LiveServer, payload: object) -> int:
@@ -65,13 +78,17 @@ def test_a_mistyped_amount_on_a_large_payment_is_refused_and_moves_nothing(desk:
 
 @pytest.mark.parametrize(
     ("amount", "currency", "captured", "shown", "minor"),
-    [("12,50", "eur", 5000, "€12.50", 1250), ("1,00", "usd", 50000, "$1.00", 100),
-     ("10,5", "usd", 50000, "$10.50", 1050), ("1,5", "kwd", 50000, "1.500 KWD", 1500),
-     ("1,234", "jpy", 50000, "¥1,234", 1234)],
+    [
+        ("12,50", "eur", 5000, "€12.50", 1250),
+        ("1,00", "usd", 50000, "$1.00", 100),
+        ("10,5", "usd", 50000, "$10.50", 1050),
+        ("1,5", "kwd", 50000, "1.500 KWD", 1500),
+        ("1,234", "jpy", 50000, "¥1,234", 1234),
+    ],
 )
-def test_a_decimal_comma_is_read_once_shown_and_refunded_as_shown(desk: LiveServer, stripe_api, amount: str,
-                                                                  currency: str, captured: int, shown: str,
-                                                                  minor: int) -> None:
+def test_a_decimal_comma_is_read_once_shown_and_refunded_as_shown(
+    desk: LiveServer, stripe_api, amount: str, currency: str, captured: int, shown: str, minor: int
+) -> None:
     pi = stripe_api.add_payment(captured, currency)["payment_intent"]["id"]
     answer = _answer(desk, desk.slash(f"request {pi} {amount} duplicate", user_id=MANAGER))
     assert f"Refund {shown} on `{pi}` now?" in answer["text"]
@@ -161,17 +178,26 @@ def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServe
     assert not any("<!channel>" in t or "<https://evil.example" in t for t in posted)
 
     second = _answer(desk, desk.slash(f"request {pi} 11", user_id=AGENT))["text"]
-    stripe_api.fail_next(1, status=400, path_prefix="/v1/refunds", error_type="invalid_request_error",
-                         message="<!here> refused <https://evil.example|now>")
+    stripe_api.fail_next(
+        1,
+        status=400,
+        path_prefix="/v1/refunds",
+        error_type="invalid_request_error",
+        message="<!here> refused <https://evil.example|now>",
+    )
     desk.click(ids.APPROVE_REQUEST, second.split("#")[1].split(":")[0], user=MANAGER)
-    desk.slack.wait_for(lambda calls: bool([r for r in stripe_api.requests if r["path"] == "/v1/refunds"]),
-                        timeout=15)
+    desk.slack.wait_for(lambda calls: bool([r for r in stripe_api.requests if r["path"] == "/v1/refunds"]), timeout=15)
     conn.rollback()
     from support import wait_until
 
-    wait_until(lambda: conn.rollback() or conn.execute(
-        "SELECT count(*) FROM refund_requests WHERE status = 'failed'").fetchone() == (1,), timeout=15,
-        what="the refused refund")
+    wait_until(
+        lambda: (
+            conn.rollback()
+            or conn.execute("SELECT count(*) FROM refund_requests WHERE status = 'failed'").fetchone() == (1,)
+        ),
+        timeout=15,
+        what="the refused refund",
+    )
     desk.deliver()
     posted = [m["text"] for ms in desk.slack.messages.values() for m in ms]
     assert any("&lt;!here&gt; refused" in t for t in posted)
@@ -180,8 +206,9 @@ def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServe
 
 @pytest.mark.parametrize("actions", [[], None, [None], ["x"], [{"action_id": ids.APPROVE_REQUEST}]])
 def test_clicks_without_a_usable_action_get_no_5xx(desk: LiveServer, actions) -> None:
-    payload = block_actions(ids.APPROVE_REQUEST, "1", user=MANAGER, channel="C0APPROVALS",
-                            response_url=desk.slack.response_url("odd"))
+    payload = block_actions(
+        ids.APPROVE_REQUEST, "1", user=MANAGER, channel="C0APPROVALS", response_url=desk.slack.response_url("odd")
+    )
     payload["actions"] = actions
     assert _post_raw(desk, payload) < 500
 
@@ -202,8 +229,9 @@ def test_a_submission_with_an_odd_state_gets_an_answer_not_a_5xx(desk: LiveServe
 
 def test_a_nul_byte_in_a_note_is_dropped_and_the_request_filed(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    answer = desk.submit(ids.REQUEST_MODAL, _modal_values("10", note="one\x00two\x07"), user=AGENT,
-                         private_metadata=f"{pi}|C0SUPPORT1")
+    answer = desk.submit(
+        ids.REQUEST_MODAL, _modal_values("10", note="one\x00two\x07"), user=AGENT, private_metadata=f"{pi}|C0SUPPORT1"
+    )
     assert answer == {}
     conn.rollback()
     assert conn.execute("SELECT note, amount FROM refund_requests").fetchone() == ("onetwo", 1000)
@@ -221,11 +249,18 @@ def test_a_group_id_as_the_user_is_never_an_approver(desk: LiveServer, stripe_ap
     assert conn.execute("SELECT status FROM refund_requests").fetchone() == ("pending",)
 
 
-def test_a_requester_named_directly_asks_while_slacks_groups_fail(make_server_for, settings, slack, stripe_api,
-                                                                  conn) -> None:
-    desk = make_server_for(replace_settings(settings, requesters=frozenset({AGENT, "S0SUPPORT"}),
-                                            approvers=frozenset({"S0APPROVERS"}), admins=frozenset({"S0ADMINS"})),
-                           slack)
+def test_a_requester_named_directly_asks_while_slacks_groups_fail(
+    make_server_for, settings, slack, stripe_api, conn
+) -> None:
+    desk = make_server_for(
+        replace_settings(
+            settings,
+            requesters=frozenset({AGENT, "S0SUPPORT"}),
+            approvers=frozenset({"S0APPROVERS"}),
+            admins=frozenset({"S0ADMINS"}),
+        ),
+        slack,
+    )
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
     slack.fail_next("usergroups.users.list", 50, kind="server_error")
     said = _answer(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
@@ -236,8 +271,9 @@ def test_a_requester_named_directly_asks_while_slacks_groups_fail(make_server_fo
 
 
 def test_only_approvers_admins_and_oncall_take_a_dispute(make_server_for, settings, slack, stripe_api, conn) -> None:
-    desk = make_server_for(replace_settings(settings, approvers=frozenset({"S0APPROVERS"}), oncall_group="S0ONCALL"),
-                           slack)
+    desk = make_server_for(
+        replace_settings(settings, approvers=frozenset({"S0APPROVERS"}), oncall_group="S0ONCALL"), slack
+    )
     slack.set_usergroup("S0ONCALL", ["U0ONCALL1"])
     dispute = fixture_json("stripe/event_charge.dispute.created__stripe-ruby-mock.json")
     assert desk.webhook(dispute).status_code == 200
@@ -255,11 +291,25 @@ def test_a_refund_seen_by_a_lookup_before_its_webhook_reaches_the_feed_once(web:
     seeded = stripe_api.add_payment(5000, "usd")
     pi = seeded["payment_intent"]["id"]
     # Made in the Dashboard: the lookup sees it before its webhook arrives.
-    refund = web.deps.stripe.create_refund(payment_intent=pi, charge=None, amount=1500, reason="requested_by_customer",
-                                           metadata={}, idempotency_key="dashboard-1", account=None)
+    refund = web.deps.stripe.create_refund(
+        payment_intent=pi,
+        charge=None,
+        amount=1500,
+        reason="requested_by_customer",
+        metadata={},
+        idempotency_key="dashboard-1",
+        account=None,
+    )
     assert refund["id"] in json.dumps(_answer(web, web.slash(pi)))  # fetched from Stripe and stored
-    event = {"id": "evt_feed_once", "object": "event", "type": "refund.created", "livemode": False,
-             "created": refund["created"] - 5, "api_version": "2024-06-20", "data": {"object": copy.deepcopy(refund)}}
+    event = {
+        "id": "evt_feed_once",
+        "object": "event",
+        "type": "refund.created",
+        "livemode": False,
+        "created": refund["created"] - 5,
+        "api_version": "2024-06-20",
+        "data": {"object": copy.deepcopy(refund)},
+    }
     assert web.webhook(event).status_code == 200
     web.drain()
     web.deliver()

@@ -41,8 +41,16 @@ def test_payment_not_stored_is_fetched_from_stripe_then_answered_from_the_store(
     assert later is not None, "a payment we never saw is fetched from Stripe after the ack"
     shown = _text(later)
     assert later["replace_original"] is True
-    for expected in ("$120.00", "$20.00", "$100.00", "jenny.rosen@example.com", "•••• 4242", r1, "succeeded",
-                     f"https://dashboard.stripe.com/test/payments/{pi}"):
+    for expected in (
+        "$120.00",
+        "$20.00",
+        "$100.00",
+        "jenny.rosen@example.com",
+        "•••• 4242",
+        r1,
+        "succeeded",
+        f"https://dashboard.stripe.com/test/payments/{pi}",
+    ):
         assert expected in shown, expected
     assert "Refundable now*\\n$100.00" in shown
 
@@ -163,7 +171,11 @@ def _refund(stripe_api: StripeStandIn, charge: str, amount: int) -> str:
     import requests
     from conftest import STRIPE_KEY
 
-    resp = requests.post(f"{stripe_api.url}/v1/refunds", data={"charge": charge, "amount": amount},
-                         headers={"Authorization": f"Bearer {STRIPE_KEY}"}, timeout=5)
+    resp = requests.post(
+        f"{stripe_api.url}/v1/refunds",
+        data={"charge": charge, "amount": amount},
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=5,
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["id"]

@@ -42,9 +42,13 @@ def test_reminder_schedule(now, status, submitted, sent, due) -> None:
 
 @pytest.mark.parametrize(
     ("delta", "text"),
-    [(timedelta(days=6, hours=23), "in 6 days 23 h"), (timedelta(hours=24), "in 1 day"),
-     (timedelta(hours=3, minutes=20), "in 3 h 20 min"), (timedelta(minutes=5), "in 5 min"),
-     (-timedelta(hours=2), "2 h ago")],
+    [
+        (timedelta(days=6, hours=23), "in 6 days 23 h"),
+        (timedelta(hours=24), "in 1 day"),
+        (timedelta(hours=3, minutes=20), "in 3 h 20 min"),
+        (timedelta(minutes=5), "in 5 min"),
+        (-timedelta(hours=2), "2 h ago"),
+    ],
 )
 def test_relative(delta, text) -> None:
     assert relative(delta) == text

@@ -69,18 +69,27 @@ from domain.commands import Pending, RequestRefund, Stats  # noqa: E402
     [
         ("request pi_3MtwBwLkdIwHu7ix28a3tqPa all", RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa")),
         ("request ch_3MtwBwLkdIwHu7ix2Xw0YB5M 25.50", RequestRefund("ch_3MtwBwLkdIwHu7ix2Xw0YB5M", "25.50")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa $1,000 duplicate charged twice",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "$1,000", "duplicate", "charged twice")),
-        ("REQUEST pi_3MtwBwLkdIwHu7ix28a3tqPa ALL fraud card stolen",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "fraudulent", "card stolen")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 12,50 dup twice",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "12,50", "duplicate", "twice")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 5.120 KWD",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "5.120 KWD")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 10 try again tomorrow",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "10", "requested_by_customer", "try again tomorrow")),
-        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 500 ¥ wrong size",
-         RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "500", "requested_by_customer", "¥ wrong size")),
+        (
+            "request pi_3MtwBwLkdIwHu7ix28a3tqPa $1,000 duplicate charged twice",
+            RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "$1,000", "duplicate", "charged twice"),
+        ),
+        (
+            "REQUEST pi_3MtwBwLkdIwHu7ix28a3tqPa ALL fraud card stolen",
+            RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", None, "fraudulent", "card stolen"),
+        ),
+        (
+            "request pi_3MtwBwLkdIwHu7ix28a3tqPa 12,50 dup twice",
+            RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "12,50", "duplicate", "twice"),
+        ),
+        ("request pi_3MtwBwLkdIwHu7ix28a3tqPa 5.120 KWD", RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "5.120 KWD")),
+        (
+            "request pi_3MtwBwLkdIwHu7ix28a3tqPa 10 try again tomorrow",
+            RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "10", "requested_by_customer", "try again tomorrow"),
+        ),
+        (
+            "request pi_3MtwBwLkdIwHu7ix28a3tqPa 500 ¥ wrong size",
+            RequestRefund("pi_3MtwBwLkdIwHu7ix28a3tqPa", "500", "requested_by_customer", "¥ wrong size"),
+        ),
         ("pending", Pending()),
         ("stats", Stats("30d")),
         ("stats 7d", Stats("7d")),
@@ -112,8 +121,25 @@ def test_bad_requests_explain_themselves(text: str, says: str) -> None:
 
 
 # Every amount the red team typed in the amount's place: none may become a note (and so "everything").
-RED_TEAM_AMOUNTS = ["25.5O", "NaN", "inf", "1e309", "1e2", "10e-1", "10k", "0x10", "½", "²", "10.5.5", "1'000",
-                    "ten", "-5", "+5", "٣", "1_000"]
+RED_TEAM_AMOUNTS = [
+    "25.5O",
+    "NaN",
+    "inf",
+    "1e309",
+    "1e2",
+    "10e-1",
+    "10k",
+    "0x10",
+    "½",
+    "²",
+    "10.5.5",
+    "1'000",
+    "ten",
+    "-5",
+    "+5",
+    "٣",
+    "1_000",
+]
 
 
 @pytest.mark.parametrize("amount", RED_TEAM_AMOUNTS)

@@ -20,8 +20,9 @@ from domain.policy import (
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 MEMBERS = {"S0APPROVERS": frozenset({"U0MGR1", "U0MGR2"}), "S0SUPPORT": frozenset({"U0AGENT"})}
-CONFIG = RoleConfig(requesters=frozenset({"S0SUPPORT", "U0SOLO"}), approvers=frozenset({"S0APPROVERS"}),
-                    admins=frozenset({"U0ADMIN"}))
+CONFIG = RoleConfig(
+    requesters=frozenset({"S0SUPPORT", "U0SOLO"}), approvers=frozenset({"S0APPROVERS"}), admins=frozenset({"U0ADMIN"})
+)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +47,11 @@ def test_unset_requesters_means_everyone_and_unset_approvers_means_nobody_but_ad
 
 @pytest.mark.parametrize("principal", ["S0APPROVERS", "S0SUPPORT", "C0CHANNEL", "", "u0mgr1", "U0MGR1 "])
 def test_a_group_or_anything_but_a_user_id_is_never_a_user(principal: str) -> None:
-    config = RoleConfig(requesters=frozenset({"S0SUPPORT", principal}), approvers=frozenset({"S0APPROVERS", principal}),
-                        admins=frozenset({principal}))
+    config = RoleConfig(
+        requesters=frozenset({"S0SUPPORT", principal}),
+        approvers=frozenset({"S0APPROVERS", principal}),
+        admins=frozenset({principal}),
+    )
     assert roles_of(principal, config, MEMBERS) == Roles(False, False)
     assert not is_approver(principal, RoleConfig(None, frozenset({principal}), frozenset()), {})
 
@@ -75,11 +79,20 @@ def test_only_the_groups_of_the_role_checked_are_looked_up() -> None:
 
 
 def test_oncall_is_approvers_admins_and_the_oncall_group() -> None:
-    config = RoleConfig(requesters=None, approvers=frozenset({"S0APPROVERS"}), admins=frozenset({"U0ADMIN"}),
-                        oncall=frozenset({"S0ONCALL"}))
+    config = RoleConfig(
+        requesters=None,
+        approvers=frozenset({"S0APPROVERS"}),
+        admins=frozenset({"U0ADMIN"}),
+        oncall=frozenset({"S0ONCALL"}),
+    )
     members = {**MEMBERS, "S0ONCALL": frozenset({"U0ENGINEER"})}
     assert [is_oncall(u, config, members) for u in ("U0MGR1", "U0ADMIN", "U0ENGINEER", "U0AGENT", "S0ONCALL")] == [
-        True, True, True, False, False]
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 THRESHOLDS = {m.currency: m.amount for m in map(parse_money, ["5000 USD", "750000 JPY", "1500 KWD"])}
@@ -108,8 +121,29 @@ def test_approvals_needed_at_the_boundaries(roles: Roles, amount: int, currency:
 
 
 def _view(status="succeeded", captured=1000, refunded=0, refunds=(), disputes=(), requests=()) -> PaymentView:
-    p = Payment("pi_1", "pi_1", "ch_1", None, False, 1000, captured, refunded, "usd", status, "succeeded", False,
-                None, None, None, None, None, None, None, T, T)
+    p = Payment(
+        "pi_1",
+        "pi_1",
+        "ch_1",
+        None,
+        False,
+        1000,
+        captured,
+        refunded,
+        "usd",
+        status,
+        "succeeded",
+        False,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        T,
+        T,
+    )
     return PaymentView(p, tuple(refunds), tuple(disputes), tuple(requests))
 
 
@@ -125,8 +159,11 @@ def _dispute(status: str) -> Dispute:
         (_view(status="requires_capture", captured=0), None, "not captured"),
         (_view(status="requires_payment_method", captured=0), None, "has not succeeded"),
         (_view(refunded=1000), None, "fully refunded"),
-        (_view(refunds=[Refund("re_1", "ch_1", "pi_1", None, 600, "usd", "pending", None, None, None, T, T)]), 401,
-         "$4.00 still refundable"),
+        (
+            _view(refunds=[Refund("re_1", "ch_1", "pi_1", None, 600, "usd", "pending", None, None, None, T, T)]),
+            401,
+            "$4.00 still refundable",
+        ),
         (_view(requests=[RequestSummary(1, 700, "usd", "approved", "U1", None)]), 301, "$3.00"),
         (_view(disputes=[_dispute("needs_response")]), 100, "open dispute"),
         (_view(disputes=[_dispute("warning_needs_response")]), 100, "open dispute"),
@@ -164,5 +201,9 @@ def test_refusal_to_decide(user, roles, status, approvals, says) -> None:
     ],
 )
 def test_thresholds_apply_to_what_a_payment_adds_up_to(amount, self_before, all_before, needed) -> None:
-    assert approvals_needed(APPROVER, amount, "usd", THRESHOLDS, SECOND, self_approved_before=self_before,
-                            requested_before=all_before) == needed
+    assert (
+        approvals_needed(
+            APPROVER, amount, "usd", THRESHOLDS, SECOND, self_approved_before=self_before, requested_before=all_before
+        )
+        == needed
+    )

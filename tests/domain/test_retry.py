@@ -27,9 +27,18 @@ def test_gives_up_at_the_maximum(attempts: int, maximum: int, dead: bool) -> Non
 
 @pytest.mark.parametrize(
     ("error", "permanent"),
-    [("invalid_blocks", True), ("msg_too_long", True), ("no_text", True), ("ratelimited", False),
-     ("internal_error", False), ("invalid_auth", False), ("token_revoked", False), ("not_in_channel", False),
-     ("channel_not_found", False), ("some_new_error", False)],
+    [
+        ("invalid_blocks", True),
+        ("msg_too_long", True),
+        ("no_text", True),
+        ("ratelimited", False),
+        ("internal_error", False),
+        ("invalid_auth", False),
+        ("token_revoked", False),
+        ("not_in_channel", False),
+        ("channel_not_found", False),
+        ("some_new_error", False),
+    ],
 )
 def test_only_message_errors_are_permanent(error: str, permanent: bool) -> None:
     assert slack_error_is_permanent(error) is permanent

@@ -45,10 +45,14 @@ def test_charge_events_map_to_payments(event: dict) -> None:
 @pytest.mark.parametrize(
     ("charge", "code"),
     [
-        ({"status": "failed", "failure_code": "card_declined", "outcome": {"reason": "insufficient_funds"}},
-         "insufficient_funds"),
-        ({"status": "failed", "failure_code": "card_declined", "outcome": {"network_status": "declined_by_network"}},
-         "card_declined"),
+        (
+            {"status": "failed", "failure_code": "card_declined", "outcome": {"reason": "insufficient_funds"}},
+            "insufficient_funds",
+        ),
+        (
+            {"status": "failed", "failure_code": "card_declined", "outcome": {"network_status": "declined_by_network"}},
+            "card_declined",
+        ),
         ({"status": "failed", "outcome": {"network_status": "declined_by_network"}}, "declined_by_network"),
         ({"status": "succeeded", "failure_code": "card_declined"}, None),
         (None, None),

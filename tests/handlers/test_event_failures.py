@@ -114,8 +114,9 @@ def test_a_listing_shows_events_with_out_of_range_times(deps: Deps, conn) -> Non
 
 def test_a_payload_too_deep_for_python_fails_alone(deps: Deps, conn) -> None:
     event = _refund_created("evt_deep")
-    payload = json.dumps(event).replace('"object": "refund",', '"object": "refund", "x": ' + "[" * 5000 + "]" * 5000
-                                        + ",", 1)
+    payload = json.dumps(event).replace(
+        '"object": "refund",', '"object": "refund", "x": ' + "[" * 5000 + "]" * 5000 + ",", 1
+    )
     _store(deps, event, payload)
     _store(deps, ORDINARY)
     assert len(_drain(deps, utcnow())) == 2
@@ -155,7 +156,8 @@ def test_describe_keeps_the_class_and_primary_message_only(conn) -> None:
     assert "Failing row" in str(caught.value) and EMAIL in str(caught.value)  # what psycopg would show
     assert describe(caught.value) == 'CheckViolation: new row for relation "t" violates check constraint "t_n_check"'
     assert describe(ValueError(f"invalid literal for int() with base 10: '{EMAIL}'")) == (
-        "ValueError: invalid literal for int() with base 10: '[email]'")
+        "ValueError: invalid literal for int() with base 10: '[email]'"
+    )
     assert describe(KeyError("id")) == "KeyError: 'id'"
 
 
@@ -201,11 +203,16 @@ def test_upgrading_trims_errors_recorded_with_their_row(pg_server_url: str, db_u
     try:
         old = with_database(pg_server_url, name)
         migrate.migrate(old, upto="0002_alerts")
-        legacy = ('CheckViolation: new row for relation "payments" violates check constraint "payments_status_check"'
-                  f"\nDETAIL:  Failing row contains (pi_1, pi_1, ch_1, null, f, 100, 100, 0, usd, x, {EMAIL}).")
+        legacy = (
+            'CheckViolation: new row for relation "payments" violates check constraint "payments_status_check"'
+            f"\nDETAIL:  Failing row contains (pi_1, pi_1, ch_1, null, f, 100, 100, 0, usd, x, {EMAIL})."
+        )
         with psycopg.connect(old) as c:
-            c.execute("INSERT INTO stripe_events (id, type, stripe_created, payload, status, last_error)"
-                      " VALUES ('evt_old', 'payment_intent.succeeded', now(), '{}', 'dead', %s)", (legacy,))
+            c.execute(
+                "INSERT INTO stripe_events (id, type, stripe_created, payload, status, last_error)"
+                " VALUES ('evt_old', 'payment_intent.succeeded', now(), '{}', 'dead', %s)",
+                (legacy,),
+            )
         migrate.migrate(old)
         with psycopg.connect(old) as c:
             assert c.execute("SELECT last_error FROM stripe_events").fetchone() == (legacy.splitlines()[0],)

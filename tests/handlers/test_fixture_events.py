@@ -34,7 +34,11 @@ def test_fixture_event_is_accepted_and_applied(web: LiveServer, conn, path) -> N
         view = store.find_view(conn, obj["id"])
         p = view.payment
         assert (p.charge_id, p.amount, p.amount_refunded, p.currency) == (
-            obj["id"], obj["amount"], obj["amount_refunded"], obj["currency"])
+            obj["id"],
+            obj["amount"],
+            obj["amount_refunded"],
+            obj["currency"],
+        )
         assert p.charge_status == obj["status"]
         assert p.account == event.get("account")
     elif kind == "payment_intent":
@@ -42,18 +46,22 @@ def test_fixture_event_is_accepted_and_applied(web: LiveServer, conn, path) -> N
         assert (p.status, p.amount, p.currency) == (obj["status"], obj["amount"], obj["currency"])
         assert p.failure_message == obj["last_payment_error"]["message"]
     elif kind == "refund":
-        row = conn.execute("SELECT amount, currency, status, failure_reason, charge_id, observed_at FROM refunds"
-                           " WHERE id = %s", (obj["id"],)).fetchone()
+        row = conn.execute(
+            "SELECT amount, currency, status, failure_reason, charge_id, observed_at FROM refunds WHERE id = %s",
+            (obj["id"],),
+        ).fetchone()
         assert row[:5] == (obj["amount"], obj["currency"], obj["status"], obj.get("failure_reason"), obj["charge"])
         assert row[5] == datetime.fromtimestamp(event["created"], UTC)
     elif kind == "radar.early_fraud_warning":
-        row = conn.execute("SELECT fraud_type, actionable, charge_id FROM early_fraud_warnings WHERE id = %s",
-                           (obj["id"],)).fetchone()
+        row = conn.execute(
+            "SELECT fraud_type, actionable, charge_id FROM early_fraud_warnings WHERE id = %s", (obj["id"],)
+        ).fetchone()
         assert row == (obj["fraud_type"], obj["actionable"], obj["charge"])
         return
     elif kind == "dispute":
-        row = conn.execute("SELECT amount, status, reason, charge_id FROM disputes WHERE id = %s",
-                           (obj["id"],)).fetchone()
+        row = conn.execute(
+            "SELECT amount, status, reason, charge_id FROM disputes WHERE id = %s", (obj["id"],)
+        ).fetchone()
         assert row == (obj["amount"], obj["status"], obj["reason"], obj["charge"])
     subject = obj["id"] if kind != "payment_intent" else obj["id"]
     records = audit.for_subject(conn, subject if kind != "charge" else (obj.get("payment_intent") or obj["id"]))

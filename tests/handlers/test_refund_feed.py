@@ -23,8 +23,9 @@ def _feed(web: LiveServer) -> list[dict]:
 
 
 def test_a_dashboard_refund_is_posted_then_updated_in_its_thread(web: LiveServer) -> None:
-    created = _event(FAILED, "evt_r1", 1_700_000_000, status="pending", failure_reason=None,
-                     failure_balance_transaction=None)
+    created = _event(
+        FAILED, "evt_r1", 1_700_000_000, status="pending", failure_reason=None, failure_balance_transaction=None
+    )
     web.webhook(created)
     web.drain()
     assert web.deliver() == 1
@@ -51,8 +52,9 @@ def test_a_late_older_event_changes_nothing_and_posts_nothing(web: LiveServer) -
     web.webhook(FAILED)
     web.drain()
     assert web.deliver() == 1
-    web.webhook(_event(FAILED, "evt_r0", FAILED["created"] - 60, status="pending", failure_reason=None,
-                       reason="duplicate"))
+    web.webhook(
+        _event(FAILED, "evt_r0", FAILED["created"] - 60, status="pending", failure_reason=None, reason="duplicate")
+    )
     web.drain()
     assert web.deliver() == 0
     [post] = _feed(web)
@@ -60,13 +62,20 @@ def test_a_late_older_event_changes_nothing_and_posts_nothing(web: LiveServer) -
 
 
 def test_refunds_made_by_the_bot_are_not_in_the_feed(web: LiveServer, conn) -> None:
-    ours = _event(FAILED, "evt_ours", 1_700_000_000, status="pending", failure_reason=None,
-                  metadata={"refund_desk_request": "refund-request-k42", "refund_request_id": "42"})
+    ours = _event(
+        FAILED,
+        "evt_ours",
+        1_700_000_000,
+        status="pending",
+        failure_reason=None,
+        metadata={"refund_desk_request": "refund-request-k42", "refund_request_id": "42"},
+    )
     conn.execute(
         "INSERT INTO refund_requests (id, payment_id, amount, currency, requested_by, requested_via, idempotency_key,"
         " expires_at, status, decided_by) OVERRIDING SYSTEM VALUE"
         " VALUES (42, %s, 30000000, 'inr', 'U1', 'slash_command', 'refund-request-k42', now(), 'sent', 'U2')",
-        (FAILED["data"]["object"]["payment_intent"],))
+        (FAILED["data"]["object"]["payment_intent"],),
+    )
     conn.commit()
     web.webhook(ours)
     web.drain()
@@ -80,12 +89,17 @@ def test_metadata_naming_a_request_that_is_not_ours_links_nothing(web: LiveServe
     conn.execute(
         "INSERT INTO refund_requests (id, payment_id, amount, currency, requested_by, requested_via, idempotency_key,"
         " expires_at) OVERRIDING SYSTEM VALUE VALUES (7, 'pi_somethingelse', 500, 'usd', 'U1', 'slash_command',"
-        " 'refund-request-ours', now())")
+        " 'refund-request-ours', now())"
+    )
     conn.commit()
-    for metadata in ({"refund_request_id": "7"}, {"refund_desk_request": "refund-request-ours"},
-                     {"refund_desk_request": "refund-request-theirs", "refund_request_id": "999"}):
-        event = _event(FAILED, f"evt_{len(str(metadata))}", 1_700_000_000, metadata=metadata,
-                       id=f"re_{len(str(metadata))}x")
+    for metadata in (
+        {"refund_request_id": "7"},
+        {"refund_desk_request": "refund-request-ours"},
+        {"refund_desk_request": "refund-request-theirs", "refund_request_id": "999"},
+    ):
+        event = _event(
+            FAILED, f"evt_{len(str(metadata))}", 1_700_000_000, metadata=metadata, id=f"re_{len(str(metadata))}x"
+        )
         assert web.webhook(event).status_code == 200
     assert web.drain() == 3
     assert conn.execute("SELECT count(*), count(request_id) FROM refunds").fetchone() == (3, 0)

@@ -93,8 +93,10 @@ def test_tolerance_boundary(age: int, accepted: bool) -> None:
         (b"not json", "not JSON"),
         (b"[1, 2]", "not a Stripe event"),
         (json.dumps({**EVENT, "object": "charge"}).encode(), "object is not 'event'"),
-        (json.dumps({"object": "v2.core.event", "id": "evt_1", "type": "v1.billing.meter.no_meter_found"}).encode(),
-         "thin (v2) events"),
+        (
+            json.dumps({"object": "v2.core.event", "id": "evt_1", "type": "v1.billing.meter.no_meter_found"}).encode(),
+            "thin (v2) events",
+        ),
         (json.dumps({**EVENT, "id": "ch_1"}).encode(), "evt_"),
         (json.dumps({**EVENT, "data": {}}).encode(), "data.object"),
         (json.dumps({k: v for k, v in EVENT.items() if k != "created"}).encode(), "created"),

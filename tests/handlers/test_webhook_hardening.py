@@ -84,12 +84,29 @@ def _ordinary_is_applied(web: LiveServer, conn: psycopg.Connection) -> None:
         (_refund_created(type="x" * 300), "event type"),
         (_refund_created(type=["refund.created"]), "event type"),
     ],
-    ids=["id_20kb", "id_3kb", "id_punctuation", "object_id_20kb", "created_year_1", "created_year_33658",
-         "created_1970", "created_true", "created_1e20", "created_2_63", "created_string", "account_object",
-         "account_not_acct", "api_version_object", "livemode_string", "type_300", "type_list"],
+    ids=[
+        "id_20kb",
+        "id_3kb",
+        "id_punctuation",
+        "object_id_20kb",
+        "created_year_1",
+        "created_year_33658",
+        "created_1970",
+        "created_true",
+        "created_1e20",
+        "created_2_63",
+        "created_string",
+        "account_object",
+        "account_not_acct",
+        "api_version_object",
+        "livemode_string",
+        "type_300",
+        "type_list",
+    ],
 )
 def test_an_event_that_could_never_be_stored_gets_400_and_the_next_is_applied(
-        web: LiveServer, conn, event: dict, reason: str) -> None:
+    web: LiveServer, conn, event: dict, reason: str
+) -> None:
     resp = web.webhook(event)
     assert resp.status_code == 400 and reason in resp.json()["reason"]
     assert _statuses(conn) == {}
@@ -119,8 +136,18 @@ def _body(prefix: str, deep: str) -> str:
         (_body("", '"\\ud800 alone"'), "cannot be stored"),  # a lone surrogate: Postgres's JSON refuses it
         (_body("", "1e999999"), "cannot be stored"),  # beyond what Postgres's numeric holds
     ],
-    ids=["nan", "infinity", "minus_infinity", "bom", "nesting_990", "nesting_100", "nesting_objects_70",
-         "huge_int", "lone_surrogate", "huge_exponent"],
+    ids=[
+        "nan",
+        "infinity",
+        "minus_infinity",
+        "bom",
+        "nesting_990",
+        "nesting_100",
+        "nesting_objects_70",
+        "huge_int",
+        "lone_surrogate",
+        "huge_exponent",
+    ],
 )
 def test_odd_json_gets_400_with_a_reason(web: LiveServer, conn, body: str, reason: str) -> None:
     resp = web.webhook(body.encode())
@@ -145,17 +172,20 @@ def test_a_nul_in_a_string_is_stored_as_a_replacement_character(web: LiveServer,
     assert resp.status_code == 200 and resp.json()["duplicate"] is False
     web.drain()
     assert _statuses(conn)["evt_hardening1"] == ("processed", 1, None)
-    metadata = conn.execute("SELECT payload -> 'data' -> 'object' -> 'metadata' FROM stripe_events"
-                            " WHERE id = 'evt_hardening1'").fetchone()[0]
+    metadata = conn.execute(
+        "SELECT payload -> 'data' -> 'object' -> 'metadata' FROM stripe_events WHERE id = 'evt_hardening1'"
+    ).fetchone()[0]
     assert metadata == {"note": "a\ufffdb", "path": "C:\\u0000dir"}  # the escaped backslash is left alone
     assert conn.execute("SELECT status FROM refunds WHERE id = 're_000000000000000000000000'").fetchone() == (
-        "succeeded",)
+        "succeeded",
+    )
 
 
 def test_a_status_stripe_adds_later_is_stored_and_shown(web: LiveServer, conn, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    event = _with_object({**PAYMENT, "type": "payment_intent.succeeded"}, status="requires_reauthorization",
-                         receipt_email=EMAIL)
+    event = _with_object(
+        {**PAYMENT, "type": "payment_intent.succeeded"}, status="requires_reauthorization", receipt_email=EMAIL
+    )
     assert web.webhook(event).status_code == 200
     assert web.drain() == 1
     assert _statuses(conn)[PAYMENT["id"]] == ("processed", 1, None)
@@ -171,8 +201,14 @@ def test_a_refund_in_a_status_stripe_adds_later_still_holds_its_money(web: LiveS
     pi = PAYMENT["data"]["object"]
     paid = _with_object({**PAYMENT, "type": "payment_intent.succeeded"}, status="succeeded", amount_received=11880)
     refund = _refund_created(id="evt_newrefundstatus", created=PAYMENT["created"] + 5)
-    refund = _with_object(refund, id="re_newstatus1", amount=4000, charge=pi["latest_charge"], payment_intent=pi["id"],
-                          status="requires_review")
+    refund = _with_object(
+        refund,
+        id="re_newstatus1",
+        amount=4000,
+        charge=pi["latest_charge"],
+        payment_intent=pi["id"],
+        status="requires_review",
+    )
     assert web.webhook(paid).status_code == 200 and web.webhook(refund).status_code == 200
     assert web.drain() == 2
     view = store.find_view(conn, pi["id"])
@@ -181,12 +217,16 @@ def test_a_refund_in_a_status_stripe_adds_later_still_holds_its_money(web: LiveS
 
 
 def test_an_event_the_database_refuses_fails_alone_and_no_email_is_logged_or_recorded(
-        web: LiveServer, conn, db_url: str, stripe_api, caplog) -> None:
+    web: LiveServer, conn, db_url: str, stripe_api, caplog
+) -> None:
     caplog.set_level(logging.DEBUG)
     # A payment intent whose id is not a pi_ id: the payments table's CHECK refuses the row, and
     # Postgres's DETAIL would quote the whole row, customer email included.
-    refused = _with_object({**PAYMENT, "type": "payment_intent.succeeded", "created": 1_600_000_000},
-                           id="pix_3SVvxMQ8iJWBZFaM1Lao8ehu", receipt_email=EMAIL)
+    refused = _with_object(
+        {**PAYMENT, "type": "payment_intent.succeeded", "created": 1_600_000_000},
+        id="pix_3SVvxMQ8iJWBZFaM1Lao8ehu",
+        receipt_email=EMAIL,
+    )
     assert web.webhook(refused).status_code == 200
     assert web.webhook(ORDINARY).status_code == 200
     assert web.drain() == 2  # the refused event first (it is older), then the ordinary one
@@ -201,8 +241,12 @@ def test_an_event_the_database_refuses_fails_alone_and_no_email_is_logged_or_rec
     assert EMAIL not in logged and "Failing row" not in logged  # ... and without the row
     assert not any(r.exc_info for r in caplog.records)
 
-    env = {"DATABASE_URL": db_url, "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_API_BASE": stripe_api.url,
-           "LOG_LEVEL": "ERROR"}
+    env = {
+        "DATABASE_URL": db_url,
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_API_BASE": stripe_api.url,
+        "LOG_LEVEL": "ERROR",
+    }
     listed = CliRunner().invoke(main, ["events", "list"], env=env, catch_exceptions=False)
     assert PAYMENT["id"] in listed.output and "CheckViolation" in listed.output
     assert EMAIL not in listed.output and "Failing row" not in listed.output

@@ -14,30 +14,76 @@ T = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _payment(**kw) -> Payment:
-    base = dict(id="pi_1", payment_intent_id="pi_1", charge_id="ch_1", account=None, livemode=False, amount=5000,
-                amount_captured=5000, amount_refunded=1000, currency="usd", status="succeeded",
-                charge_status="succeeded", disputed=False, customer_id="cus_1", customer_email="a<b>@example.com",
-                card_brand="visa", card_last4="4242", description="Order #12 & more", failure_code=None,
-                failure_message=None, stripe_created=T, observed_at=T)
+    base = dict(
+        id="pi_1",
+        payment_intent_id="pi_1",
+        charge_id="ch_1",
+        account=None,
+        livemode=False,
+        amount=5000,
+        amount_captured=5000,
+        amount_refunded=1000,
+        currency="usd",
+        status="succeeded",
+        charge_status="succeeded",
+        disputed=False,
+        customer_id="cus_1",
+        customer_email="a<b>@example.com",
+        card_brand="visa",
+        card_last4="4242",
+        description="Order #12 & more",
+        failure_code=None,
+        failure_message=None,
+        stripe_created=T,
+        observed_at=T,
+    )
     return Payment(**{**base, **kw})
 
 
-REFUNDS = tuple(Refund(f"re_{i}", "ch_1", "pi_1", None, 100, "usd", s, "duplicate", f, None, T, T)
-                for i, (s, f) in enumerate([("succeeded", None), ("failed", "expired_or_canceled_card"),
-                                            ("pending", None)] * 7))
-DISPUTE = Dispute("dp_1", "ch_1", "pi_1", None, False, 5000, "usd", "needs_response", "fraudulent",
-                  T + timedelta(days=7), False, "U0OWNER", T, T)
+REFUNDS = tuple(
+    Refund(f"re_{i}", "ch_1", "pi_1", None, 100, "usd", s, "duplicate", f, None, T, T)
+    for i, (s, f) in enumerate([("succeeded", None), ("failed", "expired_or_canceled_card"), ("pending", None)] * 7)
+)
+DISPUTE = Dispute(
+    "dp_1",
+    "ch_1",
+    "pi_1",
+    None,
+    False,
+    5000,
+    "usd",
+    "needs_response",
+    "fraudulent",
+    T + timedelta(days=7),
+    False,
+    "U0OWNER",
+    T,
+    T,
+)
 
 
 @pytest.mark.parametrize(
     "view",
     [
         PaymentView(_payment()),
-        PaymentView(_payment(account="acct_1", livemode=True, description=None, card_last4=None), REFUNDS,
-                    (DISPUTE,), (RequestSummary(4, 300, "usd", "pending", "U0AGENT", None),), focus="re_1"),
-        PaymentView(_payment(status="requires_payment_method", amount_captured=0, amount_refunded=0,
-                             failure_code="card_declined", failure_message="Your card was declined.",
-                             payment_intent_id=None, id="ch_1")),
+        PaymentView(
+            _payment(account="acct_1", livemode=True, description=None, card_last4=None),
+            REFUNDS,
+            (DISPUTE,),
+            (RequestSummary(4, 300, "usd", "pending", "U0AGENT", None),),
+            focus="re_1",
+        ),
+        PaymentView(
+            _payment(
+                status="requires_payment_method",
+                amount_captured=0,
+                amount_refunded=0,
+                failure_code="card_declined",
+                failure_message="Your card was declined.",
+                payment_intent_id=None,
+                id="ch_1",
+            )
+        ),
     ],
 )
 def test_lookup_answer_is_valid_block_kit(view: PaymentView) -> None:

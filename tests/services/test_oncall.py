@@ -36,12 +36,19 @@ def _history(due_by: int) -> list[dict]:
     evidence = {"due_by": due_by, "has_evidence": False, "past_due": False, "submission_count": 0}
     submitted = {**evidence, "has_evidence": True, "submission_count": 1}
     return [
-        _dispute_event("evt_d1", 1_790_000_000, "charge.dispute.created", status="needs_response",
-                       evidence_details=evidence),
-        _dispute_event("evt_d2", 1_790_000_060, "charge.dispute.funds_withdrawn", status="needs_response",
-                       evidence_details=evidence),
-        _dispute_event("evt_d3", 1_790_100_000, "charge.dispute.updated", status="under_review",
-                       evidence_details=submitted),
+        _dispute_event(
+            "evt_d1", 1_790_000_000, "charge.dispute.created", status="needs_response", evidence_details=evidence
+        ),
+        _dispute_event(
+            "evt_d2",
+            1_790_000_060,
+            "charge.dispute.funds_withdrawn",
+            status="needs_response",
+            evidence_details=evidence,
+        ),
+        _dispute_event(
+            "evt_d3", 1_790_100_000, "charge.dispute.updated", status="under_review", evidence_details=submitted
+        ),
         _dispute_event("evt_d4", 1_790_900_000, "charge.dispute.closed", status="lost", evidence_details=submitted),
     ]
 
@@ -50,8 +57,9 @@ def _channel(web: LiveServer, channel: str = "C0DISPUTES") -> tuple[list[dict], 
     """Top-level messages of a channel and, for each, the texts in its thread."""
     messages = web.slack.messages.get(channel, [])
     top = [m for m in messages if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
-    threads = {m["ts"]: [r["text"] for r in messages if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"]]
-               for m in top}
+    threads = {
+        m["ts"]: [r["text"] for r in messages if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"]] for m in top
+    }
     return top, threads
 
 
@@ -67,8 +75,15 @@ def test_a_dispute_alert_follows_the_dispute_to_its_end(web: LiveServer) -> None
     [alert], threads = _channel(web)
     shown = json.dumps(alert, ensure_ascii=False)
     dispute = LOST["data"]["object"]
-    for expected in ("Dispute $45.16", dispute["payment_intent"], "lost", "fraudulent", "Evidence due",
-                     f"https://dashboard.stripe.com/test/disputes/{dispute['id']}", "evidence submitted"):
+    for expected in (
+        "Dispute $45.16",
+        dispute["payment_intent"],
+        "lost",
+        "fraudulent",
+        "Evidence due",
+        f"https://dashboard.stripe.com/test/disputes/{dispute['id']}",
+        "evidence submitted",
+    ):
         assert expected in shown, expected
     assert ids.ASSIGN_DISPUTE not in shown  # closed: nothing left to take
     assert threads[alert["ts"]] == [
@@ -89,11 +104,14 @@ def test_out_of_order_delivery_gives_the_same_end_and_no_step_backwards(web: Liv
     assert _channel(web)[1][alert["ts"]] == threads[alert["ts"]]
 
 
-@pytest.mark.parametrize("name", [
-    "event_charge.dispute.created__stripe-ruby-mock.json",
-    "event_charge.dispute.closed__lago_2020-08-27_won.json",
-    "event_charge.dispute.closed__lago_basil_warning_closed.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "event_charge.dispute.created__stripe-ruby-mock.json",
+        "event_charge.dispute.closed__lago_2020-08-27_won.json",
+        "event_charge.dispute.closed__lago_basil_warning_closed.json",
+    ],
+)
 def test_every_fixture_dispute_event_raises_one_alert(web: LiveServer, name: str) -> None:
     event = fixture_json(f"stripe/{name}")
     _send(web, [event])
@@ -132,8 +150,10 @@ def test_reminders_at_72_and_24_hours_once_each_with_two_workers(web: LiveServer
     def two_workers_at(moment: datetime) -> int:
         counts: list[int] = []
         with freeze_time(moment):
-            threads = [threading.Thread(target=lambda: counts.append(
-                oncall.send_reminders(web.deps.pool, settings, utcnow()))) for _ in range(2)]
+            threads = [
+                threading.Thread(target=lambda: counts.append(oncall.send_reminders(web.deps.pool, settings, utcnow())))
+                for _ in range(2)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -178,16 +198,30 @@ def test_early_fraud_warning_offers_a_refund_that_goes_through_the_policy(web: L
     assert "is waiting for an approver" in web.slack.responses(key)[-1]["text"]
     conn.rollback()
     assert conn.execute("SELECT reason, requested_via, amount, note FROM refund_requests").fetchone() == (
-        "fraudulent", "fraud_warning", 5000, f"Early fraud warning {event['data']['object']['id']}: refunding to "
-                                             "avoid a dispute.")
+        "fraudulent",
+        "fraud_warning",
+        5000,
+        f"Early fraud warning {event['data']['object']['id']}: refunding to avoid a dispute.",
+    )
 
 
 def test_review_notes(web: LiveServer) -> None:
     review = fixture_json("stripe/object_review__openapi-fixtures3.json")
-    opened = {"id": "evt_rv1", "object": "event", "type": "review.opened", "created": 1_790_000_000,
-              "livemode": False, "data": {"object": review}}
-    closed = {**opened, "id": "evt_rv2", "type": "review.closed", "created": 1_790_000_100,
-              "data": {"object": {**review, "open": False, "closed_reason": "approved"}}}
+    opened = {
+        "id": "evt_rv1",
+        "object": "event",
+        "type": "review.opened",
+        "created": 1_790_000_000,
+        "livemode": False,
+        "data": {"object": review},
+    }
+    closed = {
+        **opened,
+        "id": "evt_rv2",
+        "type": "review.closed",
+        "created": 1_790_000_100,
+        "data": {"object": {**review, "open": False, "closed_reason": "approved"}},
+    }
     _send(web, [opened, closed])
     [note], threads = _channel(web, "C0ALERTS")
     assert note["text"].startswith("🔎 Radar review opened for `ch_")
@@ -218,12 +252,15 @@ def _outcomes(web: LiveServer, *, ok: int, failed: int, at: datetime, prefix: st
         for i in range(ok + failed):
             charge = {**FAILED_CHARGE, "id": f"ch_{prefix}{i:07d}", "payment_intent": None}
             if i < ok:
-                charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"],
-                              failure_code=None)
+                charge.update(
+                    status="succeeded", paid=True, captured=True, amount_captured=charge["amount"], failure_code=None
+                )
                 on_charge(conn, charge, ctx)
             else:
-                charge["outcome"] = {**(charge.get("outcome") or {}), "reason": "insufficient_funds"
-                                     if i % 3 else "expired_card"}
+                charge["outcome"] = {
+                    **(charge.get("outcome") or {}),
+                    "reason": "insufficient_funds" if i % 3 else "expired_card",
+                }
                 on_charge(conn, charge, EventContext("evt_x", "charge.failed", None, at, at, web.settings))
 
 
@@ -245,17 +282,20 @@ def test_a_sustained_incident_is_one_alert_and_recovery_one_message(web: LiveSer
     assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=26)) == []
     assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=40)) == []
     assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=41)) == [
-        "payment_failures:recover"]
+        "payment_failures:recover"
+    ]
     web.deliver()
     [alert], threads = _channel(web, "C0ALERTS")
     assert alert["text"].startswith("✅ Resolved. ~🚨 10.0% of payments failed")
     assert "Top decline codes: `insufficient_funds` 66, `expired_card` 34" in alert["text"]
     assert len(threads[alert["ts"]]) == 1 and threads[alert["ts"]][0].startswith(
-        "✅ Recovered: payment failures have stayed at or below 5% for a full 15-minute window")
+        "✅ Recovered: payment failures have stayed at or below 5% for a full 15-minute window"
+    )
 
 
 def test_ten_thousand_failures_in_a_minute_make_a_handful_of_messages_within_slacks_limits(
-        make_server_for, settings, slack) -> None:
+    make_server_for, settings, slack
+) -> None:
     web = make_server_for(replace_settings(settings, slack_channel_pace_seconds=1.0), slack)
     slack.per_channel_rate = 1.0  # the stand-in answers 429 to anything faster than Slack allows
     for second in range(0, 60, 6):
@@ -266,8 +306,15 @@ def test_ten_thousand_failures_in_a_minute_make_a_handful_of_messages_within_sla
     from worker.main import _loop
 
     client = slack_delivery.build_client(web.settings.slack_bot_token, web.settings.slack_api_url)
-    thread = threading.Thread(target=_loop, args=("slack", lambda: slack_delivery.deliver_next(
-        web.deps.pool, client, now=utcnow(), pace_seconds=1.0), stop, 0.05))
+    thread = threading.Thread(
+        target=_loop,
+        args=(
+            "slack",
+            lambda: slack_delivery.deliver_next(web.deps.pool, client, now=utcnow(), pace_seconds=1.0),
+            stop,
+            0.05,
+        ),
+    )
     thread.start()
     try:
         slack.wait_for(lambda calls: any(c.method == "chat.postMessage" and c.status == 200 for c in calls))

@@ -27,7 +27,8 @@ AGENT, MANAGER, MANAGER2 = "U0SUPPORT1", "U0MANAGER1", "U0MANAGER2"
 @pytest.fixture
 def desk(make_server_for, settings, slack: SlackStandIn, stripe_api: StripeStandIn) -> LiveServer:
     configured = replace_settings(
-        settings, approvers=frozenset({"S0APPROVERS"}),
+        settings,
+        approvers=frozenset({"S0APPROVERS"}),
         approval_threshold={"usd": 500000, "jpy": 750000, "kwd": 1500000},
     )
     web = make_server_for(configured, slack)
@@ -70,8 +71,14 @@ def _settle_everything(web: LiveServer, stripe_api: StripeStandIn) -> None:
 
 
 def _refunds_created(stripe_api: StripeStandIn) -> list[dict]:
-    return [r for r in stripe_api.requests if r["method"] == "POST" and r["path"] == "/v1/refunds"
-            and r["status"] == 200 and not r.get("idempotent_replayed")]
+    return [
+        r
+        for r in stripe_api.requests
+        if r["method"] == "POST"
+        and r["path"] == "/v1/refunds"
+        and r["status"] == 200
+        and not r.get("idempotent_replayed")
+    ]
 
 
 def _approval_message(web: LiveServer, request_id: int) -> dict:
@@ -86,8 +93,16 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     desk.deliver()
     message = _approval_message(desk, request_id)
     shown = json.dumps(message, ensure_ascii=False)
-    for expected in ("$25.00", "$95.00", "jenny@example.com", "Duplicate payment", f"<@{AGENT}>",
-                     "charged twice at checkout", ids.APPROVE_REQUEST, ids.REJECT_REQUEST):
+    for expected in (
+        "$25.00",
+        "$95.00",
+        "jenny@example.com",
+        "Duplicate payment",
+        f"<@{AGENT}>",
+        "charged twice at checkout",
+        ids.APPROVE_REQUEST,
+        ids.REJECT_REQUEST,
+    ):
         assert expected in shown, expected
 
     _, key = desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
@@ -97,8 +112,11 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     assert created["params"]["metadata"] == {"refund_desk_request": key, "refund_request_id": str(request_id)}
     assert created["params"]["amount"] == "2500" and created["params"]["reason"] == "duplicate"
     assert created["headers"]["idempotency-key"].startswith("refund-request-")
-    wait_until(lambda: _request(desk, conn, request_id).stripe_refund_id is not None, timeout=15,
-               what="recording Stripe's answer")
+    wait_until(
+        lambda: _request(desk, conn, request_id).stripe_refund_id is not None,
+        timeout=15,
+        what="recording Stripe's answer",
+    )
     req = _request(desk, conn, request_id)
     assert (req.status, req.decided_by, req.approvals) == ("sent", MANAGER, [MANAGER])
 
@@ -108,16 +126,26 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     message = _approval_message(desk, request_id)
     assert ids.APPROVE_REQUEST not in json.dumps(message), "buttons are replaced by the decision"
     assert f"approved by <@{MANAGER}>" in json.dumps(message)
-    thread = [m["text"] for m in desk.slack.messages["C0APPROVALS"] if m.get("thread_ts") == message["ts"]
-              and m["ts"] != message["ts"]]
+    thread = [
+        m["text"]
+        for m in desk.slack.messages["C0APPROVALS"]
+        if m.get("thread_ts") == message["ts"] and m["ts"] != message["ts"]
+    ]
     assert thread[0].startswith(f"👍 Approved by <@{MANAGER}>")
     assert any("succeeded" in t for t in thread)
     dms = [m["text"] for m in desk.slack.messages.get(AGENT, [])]
     assert any("approved by" in t for t in dms) and any("refunded ✅" in t for t in dms)
-    actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE subject = %s ORDER BY id",
-                                          (f"request:{request_id}",))]
-    assert actions == ["request.created", "request.approved", "refund.requested_from_stripe", "request.sent",
-                       "request.succeeded"]
+    actions = [
+        r[0]
+        for r in conn.execute("SELECT action FROM audit_log WHERE subject = %s ORDER BY id", (f"request:{request_id}",))
+    ]
+    assert actions == [
+        "request.created",
+        "request.approved",
+        "refund.requested_from_stripe",
+        "request.sent",
+        "request.succeeded",
+    ]
 
 
 def test_fifty_concurrent_approvals_make_one_refund(desk: LiveServer, stripe_api: StripeStandIn, conn) -> None:
@@ -125,8 +153,12 @@ def test_fifty_concurrent_approvals_make_one_refund(desk: LiveServer, stripe_api
     said = _reply(desk, desk.slash(f"request {pi} 40", user_id=AGENT))
     request_id = int(said.split("#")[1].split(":")[0])
     with ThreadPoolExecutor(50) as pool:
-        clicks = list(pool.map(lambda i: desk.click(ids.APPROVE_REQUEST, str(request_id),
-                                                    user=MANAGER if i % 2 else MANAGER2), range(50)))
+        clicks = list(
+            pool.map(
+                lambda i: desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER if i % 2 else MANAGER2),
+                range(50),
+            )
+        )
     assert all(resp.status_code == 200 for resp, _ in clicks)
     click_keys = {key for _, key in clicks}
     desk.slack.wait_for(lambda calls: sum(1 for c in calls if c.key in click_keys) >= 49, timeout=30)
@@ -163,8 +195,9 @@ def test_nobody_approves_their_own_request_and_only_approvers_decide(desk: LiveS
     said = _reply(desk, desk.slash(f"request {pi} 6000", user_id=MANAGER))
     assert "waiting for an approver" in said
     request_id = int(said.split("#")[1].split(":")[0])
-    assert "someone else has to approve it" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id),
-                                                                        user=MANAGER))
+    assert "someone else has to approve it" in _reply(
+        desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
+    )
     assert "Only approvers" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=AGENT))
     assert "someone else" in _reply(desk, desk.click(ids.REJECT_REQUEST, str(request_id), user=MANAGER))
     assert _request(desk, conn, request_id).status == "pending"
@@ -173,12 +206,16 @@ def test_nobody_approves_their_own_request_and_only_approvers_decide(desk: LiveS
 
 @pytest.mark.parametrize(
     ("currency", "amount_text", "status"),
-    [("jpy", "750000", "approved"), ("jpy", "750001", "pending"),
-     ("kwd", "1500", "approved"), ("kwd", "1500.010", "pending"),
-     ("usd", "5000", "approved"), ("usd", "5000.01", "pending")],
+    [
+        ("jpy", "750000", "approved"),
+        ("jpy", "750001", "pending"),
+        ("kwd", "1500", "approved"),
+        ("kwd", "1500.010", "pending"),
+        ("usd", "5000", "approved"),
+        ("usd", "5000.01", "pending"),
+    ],
 )
-def test_threshold_boundaries(desk: LiveServer, stripe_api, conn, currency: str, amount_text: str,
-                              status: str) -> None:
+def test_threshold_boundaries(desk: LiveServer, stripe_api, conn, currency: str, amount_text: str, status: str) -> None:
     pi = stripe_api.add_payment(200000000, currency)["payment_intent"]["id"]
     asked = desk.slash(f"request {pi} {amount_text}", user_id=MANAGER)
     said = _reply(desk, asked)
@@ -202,15 +239,21 @@ def test_threshold_boundaries(desk: LiveServer, stripe_api, conn, currency: str,
         ("bad_key", "rejected our API key"),
     ],
 )
-def test_stripe_refusals_end_the_request_failed_with_the_message(desk: LiveServer, stripe_api, conn, code: str,
-                                                                 says: str) -> None:
+def test_stripe_refusals_end_the_request_failed_with_the_message(
+    desk: LiveServer, stripe_api, conn, code: str, says: str
+) -> None:
     seeded = stripe_api.add_payment(5000, "usd")
     pi = seeded["payment_intent"]["id"]
     said = _reply(desk, desk.slash(f"request {pi} 10", user_id=AGENT))
     request_id = int(said.split("#")[1].split(":")[0])
     if code == "bad_key":
-        stripe_api.fail_next(1, status=401, path_prefix="/v1/refunds", error_type="invalid_request_error",
-                             message="Invalid API Key provided: sk_test_****ndin")
+        stripe_api.fail_next(
+            1,
+            status=401,
+            path_prefix="/v1/refunds",
+            error_type="invalid_request_error",
+            message="Invalid API Key provided: sk_test_****ndin",
+        )
     else:
         stripe_api.refund_outcome_for_charge(seeded["charge"]["id"], error_code=code)
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
@@ -236,10 +279,15 @@ def test_crash_after_stripe_accepted_is_recovered_into_one_linked_refund(desk: L
     with db.transaction(desk.deps.pool) as c:
         req = store.mark_sent(c, request_id, utcnow())
     # The process dies right after Stripe accepted: Stripe has the refund, we have no record of it.
-    ctx.stripe.create_refund(payment_intent=pi, charge=None, amount=req.amount, reason=req.reason,
-                             metadata={"refund_desk_request": req.idempotency_key,
-                                       "refund_request_id": str(request_id)}, idempotency_key=req.idempotency_key,
-                             account=None)
+    ctx.stripe.create_refund(
+        payment_intent=pi,
+        charge=None,
+        amount=req.amount,
+        reason=req.reason,
+        metadata={"refund_desk_request": req.idempotency_key, "refund_request_id": str(request_id)},
+        idempotency_key=req.idempotency_key,
+        account=None,
+    )
     assert refund_requests.recover_next(ctx, now=utcnow()) is None  # not stuck for long enough yet
     later = utcnow() + timedelta(minutes=2)
     recovered = refund_requests.recover_next(ctx, now=later)
@@ -281,15 +329,20 @@ def test_rejection_needs_a_reason_and_tells_everyone(desk: LiveServer, stripe_ap
 
     empty = desk.submit(ids.REJECT_MODAL, values("  "), user=MANAGER, private_metadata=str(request_id))
     assert empty["response_action"] == "errors" and "Say why" in empty["errors"][ids.REJECT_REASON_BLOCK]
-    assert desk.submit(ids.REJECT_MODAL, values("Customer already got a credit"), user=MANAGER,
-                       private_metadata=str(request_id)) == {}
+    assert (
+        desk.submit(
+            ids.REJECT_MODAL, values("Customer already got a credit"), user=MANAGER, private_metadata=str(request_id)
+        )
+        == {}
+    )
     req = _request(desk, conn, request_id)
     assert (req.status, req.reject_reason, req.decided_by) == ("rejected", "Customer already got a credit", MANAGER)
     again = desk.submit(ids.REJECT_MODAL, values("twice"), user=MANAGER2, private_metadata=str(request_id))
     assert "already decided" in again["errors"][ids.REJECT_REASON_BLOCK]
     desk.deliver()
-    assert any("rejected by" in m["text"] and "Customer already got a credit" in m["text"]
-               for m in desk.slack.messages[AGENT])
+    assert any(
+        "rejected by" in m["text"] and "Customer already got a credit" in m["text"] for m in desk.slack.messages[AGENT]
+    )
     assert _refunds_created(stripe_api) == []
 
 
@@ -310,8 +363,13 @@ def test_request_modal_validates_fields_in_place(desk: LiveServer, stripe_api, c
         }
         return desk.submit(ids.REQUEST_MODAL, values, user=AGENT, private_metadata=modal["private_metadata"])
 
-    for amount, says in [("abc", "not an amount"), ("0", "more than zero"), ("-5", "not an amount"),
-                         ("1.234", "at most 2 decimals"), ("50.01", "more than the $50.00 still refundable")]:
+    for amount, says in [
+        ("abc", "not an amount"),
+        ("0", "more than zero"),
+        ("-5", "not an amount"),
+        ("1.234", "at most 2 decimals"),
+        ("50.01", "more than the $50.00 still refundable"),
+    ]:
         answer = submit(amount)
         assert answer["response_action"] == "errors" and says in answer["errors"][ids.AMOUNT_BLOCK], (amount, answer)
     assert "Pick one" in submit("10", reason="because")["errors"][ids.REASON_BLOCK]
@@ -325,11 +383,16 @@ def test_request_modal_validates_fields_in_place(desk: LiveServer, stripe_api, c
 
 @pytest.mark.parametrize(
     ("setup", "says"),
-    [("failed", "has not succeeded"), ("uncaptured", "not captured"), ("refunded", "fully refunded"),
-     ("disputed", "open dispute")],
+    [
+        ("failed", "has not succeeded"),
+        ("uncaptured", "not captured"),
+        ("refunded", "fully refunded"),
+        ("disputed", "open dispute"),
+    ],
 )
-def test_payments_that_cannot_be_refunded_are_refused_with_the_reason(desk: LiveServer, stripe_api, setup,
-                                                                       says) -> None:
+def test_payments_that_cannot_be_refunded_are_refused_with_the_reason(
+    desk: LiveServer, stripe_api, setup, says
+) -> None:
     if setup == "failed":
         seeded = stripe_api.add_payment(5000, "usd", status="failed")
     elif setup == "uncaptured":
@@ -337,9 +400,18 @@ def test_payments_that_cannot_be_refunded_are_refused_with_the_reason(desk: Live
     else:
         seeded = stripe_api.add_payment(5000, "usd")
     if setup == "refunded":
-        stripe_api.settle_refund(desk.deps.stripe.create_refund(
-            payment_intent=seeded["payment_intent"]["id"], charge=None, amount=5000, reason="requested_by_customer",
-            metadata={}, idempotency_key="k-full", account=None)["id"], "succeeded")
+        stripe_api.settle_refund(
+            desk.deps.stripe.create_refund(
+                payment_intent=seeded["payment_intent"]["id"],
+                charge=None,
+                amount=5000,
+                reason="requested_by_customer",
+                metadata={},
+                idempotency_key="k-full",
+                account=None,
+            )["id"],
+            "succeeded",
+        )
     if setup == "disputed":
         stripe_api.add_dispute(seeded["charge"]["id"])
     said = _reply(desk, desk.slash(f"request {seeded['payment_intent']['id']} all", user_id=AGENT))
@@ -376,8 +448,10 @@ def test_pending_and_stats(desk: LiveServer, stripe_api) -> None:
 
 
 def test_two_approvers_above_the_second_threshold(make_server_for, settings, slack, stripe_api, conn) -> None:
-    desk = make_server_for(replace_settings(settings, approvers=frozenset({"S0APPROVERS"}),
-                                            second_approval_threshold={"usd": 100000}), slack)
+    desk = make_server_for(
+        replace_settings(settings, approvers=frozenset({"S0APPROVERS"}), second_approval_threshold={"usd": 100000}),
+        slack,
+    )
     pi = stripe_api.add_payment(500000, "usd")["payment_intent"]["id"]
     said = _reply(desk, desk.slash(f"request {pi} 1500", user_id=AGENT))
     assert "waiting for two approvers" in said
@@ -388,8 +462,7 @@ def test_two_approvers_above_the_second_threshold(make_server_for, settings, sla
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert _request(desk, conn, request_id).status == "pending"
-    assert "second, different approver" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id),
-                                                                     user=MANAGER))
+    assert "second, different approver" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER))
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER2)
     desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
     req = _request(desk, conn, request_id)
@@ -397,8 +470,9 @@ def test_two_approvers_above_the_second_threshold(make_server_for, settings, sla
 
 
 def test_only_requesters_may_ask_but_anyone_may_look_up(make_server_for, settings, slack, stripe_api) -> None:
-    desk = make_server_for(replace_settings(settings, requesters=frozenset({"U0SUPPORT1"}),
-                                            approvers=frozenset({"S0APPROVERS"})), slack)
+    desk = make_server_for(
+        replace_settings(settings, requesters=frozenset({"U0SUPPORT1"}), approvers=frozenset({"S0APPROVERS"})), slack
+    )
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
     assert "not allowed to ask for refunds" in _reply(desk, desk.slash(f"request {pi} all", user_id="U0STRANGER"))
     assert "$50.00" in _reply(desk, desk.slash(pi, user_id="U0STRANGER"))
@@ -418,8 +492,11 @@ def _approved_and_sent(desk: LiveServer, stripe_api, conn, amount: str) -> tuple
     said = _reply(desk, desk.slash(f"request {pi} {amount}", user_id=AGENT))
     request_id = int(said.split("#")[1].split(":")[0])
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
-    wait_until(lambda: _request(desk, conn, request_id).stripe_refund_id is not None, timeout=15,
-               what="recording the Stripe refund")
+    wait_until(
+        lambda: _request(desk, conn, request_id).stripe_refund_id is not None,
+        timeout=15,
+        what="recording the Stripe refund",
+    )
     return request_id, pi, _request(desk, conn, request_id).stripe_refund_id
 
 
@@ -429,9 +506,14 @@ def test_a_refund_that_fails_after_succeeding_gives_the_money_back(desk: LiveSer
     _settle_everything(desk, stripe_api)
     assert _request(desk, conn, request_id).status == "succeeded"
     refund = stripe_api.object(refund_id)
-    later = {"id": "evt_failed_later", "object": "event", "type": "refund.failed", "livemode": False,
-             "created": refund["created"] + 3600,
-             "data": {"object": {**refund, "status": "failed", "failure_reason": "lost_or_stolen_card"}}}
+    later = {
+        "id": "evt_failed_later",
+        "object": "event",
+        "type": "refund.failed",
+        "livemode": False,
+        "created": refund["created"] + 3600,
+        "data": {"object": {**refund, "status": "failed", "failure_reason": "lost_or_stolen_card"}},
+    }
     assert desk.webhook(later).status_code == 200
     desk.drain()
     req = _request(desk, conn, request_id)
@@ -445,8 +527,9 @@ def test_a_refund_canceled_in_stripe_cancels_its_request(desk: LiveServer, strip
     from conftest import STRIPE_KEY
 
     request_id, _, refund_id = _approved_and_sent(desk, stripe_api, conn, "15")
-    resp = http.post(f"{stripe_api.url}/v1/refunds/{refund_id}/cancel", timeout=5,
-                     headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+    resp = http.post(
+        f"{stripe_api.url}/v1/refunds/{refund_id}/cancel", timeout=5, headers={"Authorization": f"Bearer {STRIPE_KEY}"}
+    )
     assert resp.status_code == 200, resp.text
     _settle_everything(desk, stripe_api)
     assert _request(desk, conn, request_id).status == "canceled"

@@ -27,8 +27,13 @@ def _queue(pool, threads_per_channel: int = 2, replies: int = 4) -> list[str]:
                 for r in range(replies):
                     outbox.enqueue(conn, channel=channel, payload={"text": f"{key} reply {r}"}, parent_key=key)
                     texts.append(f"{key} reply {r}")
-                outbox.enqueue(conn, channel=channel, method="chat.update",
-                               payload={"text": f"{key} parent (updated)"}, parent_key=key)
+                outbox.enqueue(
+                    conn,
+                    channel=channel,
+                    method="chat.update",
+                    payload={"text": f"{key} parent (updated)"},
+                    parent_key=key,
+                )
     return texts
 
 
@@ -39,6 +44,7 @@ def _run_two_workers(settings, until, timeout: float = 60.0) -> None:
 
 def _drained(deps):
     """A check that nothing is left queued."""
+
     def drained() -> bool:
         with db.connection(deps.pool) as conn:
             return outbox.stats(conn)[0] == 0

@@ -51,9 +51,7 @@ def error_of(exc: pytest.ExceptionInfo[SlackApiError]) -> str | None:
 
 def test_auth_test_matches_fixture_shape(standin: SlackStandIn) -> None:
     resp = client(standin).auth_test()
-    assert set(resp.data) == set(
-        fixture("web_api__auth.test__success__real_log_python_sdk_tutorial.json")
-    )
+    assert set(resp.data) == set(fixture("web_api__auth.test__success__real_log_python_sdk_tutorial.json"))
     assert resp["user_id"] == "U0BOT" and resp["team_id"] == "T0STANDIN"
     assert resp.headers.get("x-oauth-scopes")
 
@@ -91,9 +89,7 @@ def test_update_matches_fixture_and_changes_stored_message(standin: SlackStandIn
     c = client(standin)
     posted = c.chat_postMessage(channel="C111", text="Refund pending")
     updated = c.chat_update(channel="C111", ts=posted["ts"], text="Refund approved")
-    assert set(updated.data) == set(
-        fixture("web_api__chat.update__success__slack_docs_example.json")
-    )
+    assert set(updated.data) == set(fixture("web_api__chat.update__success__slack_docs_example.json"))
     assert updated["ts"] == posted["ts"] and updated["text"] == "Refund approved"
     assert standin.messages["C111"][0]["text"] == "Refund approved"
     with pytest.raises(SlackApiError) as exc:
@@ -216,9 +212,7 @@ def test_ratelimited_fault_is_a_429_with_retry_after(standin: SlackStandIn) -> N
         c.chat_postMessage(channel="C111", text="x")
     assert exc.value.response.status_code == 429
     assert exc.value.response.headers["Retry-After"] == "7"
-    assert exc.value.response.data == fixture(
-        "web_api__error_ratelimited_429__python_sdk_mock.json"
-    )
+    assert exc.value.response.data == fixture("web_api__error_ratelimited_429__python_sdk_mock.json")
     assert c.chat_postMessage(channel="C111", text="x")["ok"]  # only the next call failed
     assert [call.status for call in standin.calls] == [429, 200]
 

@@ -27,19 +27,68 @@ DELIBERATELY_OMITTED: dict[str, dict[str, str]] = {
 }
 # Key fields whose JSON type must match Stripe's sample (when both are non-null).
 TYPED_FIELDS = {
-    "payment_intent": ["amount", "amount_received", "currency", "status", "created", "livemode",
-                       "metadata", "payment_method_types", "capture_method"],
-    "charge": ["amount", "amount_captured", "amount_refunded", "captured", "currency", "paid",
-               "refunded", "disputed", "status", "billing_details", "payment_method_details",
-               "outcome", "balance_transaction", "created"],
-    "refund": ["amount", "charge", "currency", "status", "created", "metadata",
-               "balance_transaction", "destination_details"],
-    "dispute": ["amount", "charge", "currency", "status", "reason", "evidence",
-                "evidence_details", "balance_transactions", "is_charge_refundable", "created"],
-    "balance_transaction": ["amount", "fee", "net", "fee_details", "currency", "type",
-                            "available_on", "source", "status", "reporting_category"],
-    "event": ["api_version", "created", "data", "livemode", "pending_webhooks", "request",
-              "type"],
+    "payment_intent": [
+        "amount",
+        "amount_received",
+        "currency",
+        "status",
+        "created",
+        "livemode",
+        "metadata",
+        "payment_method_types",
+        "capture_method",
+    ],
+    "charge": [
+        "amount",
+        "amount_captured",
+        "amount_refunded",
+        "captured",
+        "currency",
+        "paid",
+        "refunded",
+        "disputed",
+        "status",
+        "billing_details",
+        "payment_method_details",
+        "outcome",
+        "balance_transaction",
+        "created",
+    ],
+    "refund": [
+        "amount",
+        "charge",
+        "currency",
+        "status",
+        "created",
+        "metadata",
+        "balance_transaction",
+        "destination_details",
+    ],
+    "dispute": [
+        "amount",
+        "charge",
+        "currency",
+        "status",
+        "reason",
+        "evidence",
+        "evidence_details",
+        "balance_transactions",
+        "is_charge_refundable",
+        "created",
+    ],
+    "balance_transaction": [
+        "amount",
+        "fee",
+        "net",
+        "fee_details",
+        "currency",
+        "type",
+        "available_on",
+        "source",
+        "status",
+        "reporting_category",
+    ],
+    "event": ["api_version", "created", "data", "livemode", "pending_webhooks", "request", "type"],
 }
 
 
@@ -49,9 +98,7 @@ def standin() -> Iterator[StripeStandIn]:
         yield s
 
 
-def make_client(
-    s: StripeStandIn, key: str = KEY, *, retries: int = 2, timeout: float = 2
-) -> stripe.StripeClient:
+def make_client(s: StripeStandIn, key: str = KEY, *, retries: int = 2, timeout: float = 2) -> stripe.StripeClient:
     return stripe.StripeClient(
         key,
         base_addresses={"api": s.url},
@@ -73,17 +120,23 @@ def close(c: stripe.StripeClient) -> None:
 
 def refunds_of(s: StripeStandIn, charge_id: str) -> list[dict[str, Any]]:
     with s._lock:
-        return [o for o in s._objects.values()
-                if o["object"] == "refund" and o["charge"] == charge_id]
+        return [o for o in s._objects.values() if o["object"] == "refund" and o["charge"] == charge_id]
 
 
 # --------------------------------------------------------------------------- wire format
 
 
 def test_parse_form_bracket_notation() -> None:
-    pairs = [("metadata[request_id]", "r1"), ("expand[]", "a"), ("expand[]", "b"),
-             ("created[gte]", "1"), ("items[0][price]", "p"), ("items[1][price]", "q"),
-             ("metadata[0]", "digit-key"), ("amount", "100")]
+    pairs = [
+        ("metadata[request_id]", "r1"),
+        ("expand[]", "a"),
+        ("expand[]", "b"),
+        ("created[gte]", "1"),
+        ("items[0][price]", "p"),
+        ("items[1][price]", "q"),
+        ("metadata[0]", "digit-key"),
+        ("amount", "100"),
+    ]
     assert parse_form(pairs) == {
         "metadata": {"request_id": "r1", "0": "digit-key"},
         "expand": ["a", "b"],
@@ -99,14 +152,21 @@ def test_parse_form_bracket_notation() -> None:
 def test_sdk_encoding_is_parsed(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     pay = standin.add_payment(1000)
     client.v1.refunds.create(
-        params={"charge": pay["charge"]["id"], "amount": 100, "metadata": {"request_id": "r1"},
-                "expand": ["charge", "balance_transaction"]},
+        params={
+            "charge": pay["charge"]["id"],
+            "amount": 100,
+            "metadata": {"request_id": "r1"},
+            "expand": ["charge", "balance_transaction"],
+        },
     )
     client.v1.events.list(params={"created": {"gte": 1}, "types": ["refund.created"]})
     post, get = standin.requests[-2:]
-    assert post["params"] == {"charge": pay["charge"]["id"], "amount": "100",
-                              "metadata": {"request_id": "r1"},
-                              "expand": ["charge", "balance_transaction"]}
+    assert post["params"] == {
+        "charge": pay["charge"]["id"],
+        "amount": "100",
+        "metadata": {"request_id": "r1"},
+        "expand": ["charge", "balance_transaction"],
+    }
     assert get["params"] == {"created": {"gte": "1"}, "types": ["refund.created"]}
     assert post["headers"]["content-type"] == "application/x-www-form-urlencoded"
     assert post["headers"]["idempotency-key"]  # the SDK always sends one on POST
@@ -131,8 +191,7 @@ def test_shapes_match_stripe_samples(standin: StripeStandIn, client: stripe.Stri
         "charge": get(f"/v1/charges/{charge_id}"),
         "refund": get(f"/v1/refunds/{refund.id}"),
         "dispute": get(f"/v1/disputes/{dispute['id']}"),
-        "balance_transaction": get(f"/v1/balance_transactions/"
-                                   f"{pay['charge']['balance_transaction']}"),
+        "balance_transaction": get(f"/v1/balance_transactions/{pay['charge']['balance_transaction']}"),
         "event": get(f"/v1/events/{standin.events[-1]['id']}"),
     }
     for name, obj in ours.items():
@@ -159,9 +218,7 @@ def test_shapes_match_stripe_samples(standin: StripeStandIn, client: stripe.Stri
     assert ours["event"]["type"] == "charge.dispute.funds_withdrawn"
 
 
-def test_expand_including_dotted_paths(
-    standin: StripeStandIn, client: stripe.StripeClient
-) -> None:
+def test_expand_including_dotted_paths(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     pay = standin.add_payment(1500)
     pi = client.v1.payment_intents.retrieve(
         pay["payment_intent"]["id"],
@@ -174,8 +231,7 @@ def test_expand_including_dotted_paths(
     assert charge.payment_intent.id == pi.id
     refund = client.v1.refunds.create(params={"payment_intent": pi.id, "expand": ["charge"]})
     assert refund.charge.amount_refunded == 1500 and refund.charge.refunded is True
-    listed = client.v1.refunds.list(params={"payment_intent": pi.id,
-                                            "expand": ["data.balance_transaction"]})
+    listed = client.v1.refunds.list(params={"payment_intent": pi.id, "expand": ["data.balance_transaction"]})
     assert listed.data[0].balance_transaction.amount == -1500
     with pytest.raises(stripe.InvalidRequestError) as bad:
         client.v1.charges.retrieve(pay["charge"]["id"], params={"expand": ["amount"]})
@@ -191,8 +247,9 @@ def test_authentication_errors(standin: StripeStandIn) -> None:
         bad.v1.charges.list()
     close(bad)
     assert exc.value.http_status == 401
-    assert exc.value.json_body == {"error": {
-        "message": "Invalid API Key provided: sk_test_****abcd", "type": "invalid_request_error"}}
+    assert exc.value.json_body == {
+        "error": {"message": "Invalid API Key provided: sk_test_****abcd", "type": "invalid_request_error"}
+    }
     assert exc.value.headers["Request-Id"].startswith("req_")
 
 
@@ -213,9 +270,7 @@ def test_not_found_and_unknown_route(standin: StripeStandIn, client: stripe.Stri
     assert (exc.value.code, exc.value.param) == ("parameter_unknown", "bogus")
 
 
-def test_every_response_has_request_id_and_version(
-    standin: StripeStandIn, client: stripe.StripeClient
-) -> None:
+def test_every_response_has_request_id_and_version(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     standin.fail_next(1, status=503, path_prefix="/v1/charges")
     resp = client.raw_request("get", "/v1/charges")  # 503 retried, then 200
     assert resp.headers["Stripe-Version"] == "2026-10-28.endive"
@@ -272,9 +327,7 @@ def test_stopped_server_refuses_then_restarts(standin: StripeStandIn) -> None:
 # --------------------------------------------------------------------------- idempotency
 
 
-def test_idempotent_replay_and_mismatch(
-    standin: StripeStandIn, client: stripe.StripeClient
-) -> None:
+def test_idempotent_replay_and_mismatch(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     pay = standin.add_payment(5000)
     params = {"charge": pay["charge"]["id"], "amount": 1000}
     first = client.v1.refunds.create(params=params, options={"idempotency_key": "k"})
@@ -302,16 +355,15 @@ def test_idempotency_saves_execution_errors_not_validation_errors(
     charge_id = pay["charge"]["id"]
     for _ in range(2):  # amount_too_large happens while executing: saved and replayed
         with pytest.raises(stripe.InvalidRequestError) as exc:
-            client.v1.refunds.create(params={"charge": charge_id, "amount": 5000},
-                                     options={"idempotency_key": "too-much"})
+            client.v1.refunds.create(
+                params={"charge": charge_id, "amount": 5000}, options={"idempotency_key": "too-much"}
+            )
         assert exc.value.code == "amount_too_large"
     assert standin.requests[-1]["idempotent_replayed"] is True
     with pytest.raises(stripe.InvalidRequestError) as exc:  # validation: nothing saved
-        client.v1.refunds.create(params={"charge": charge_id, "reason": "bored"},
-                                 options={"idempotency_key": "v"})
+        client.v1.refunds.create(params={"charge": charge_id, "reason": "bored"}, options={"idempotency_key": "v"})
     assert exc.value.param == "reason"
-    ok = client.v1.refunds.create(params={"charge": charge_id, "reason": "duplicate"},
-                                  options={"idempotency_key": "v"})
+    ok = client.v1.refunds.create(params={"charge": charge_id, "reason": "duplicate"}, options={"idempotency_key": "v"})
     assert ok.reason == "duplicate"
 
 
@@ -353,8 +405,7 @@ def test_partial_refunds_add_up_then_charge_is_fully_refunded(
     with pytest.raises(stripe.InvalidRequestError) as exc:
         client.v1.refunds.create(params={"charge": charge_id, "amount": 2500})
     assert (exc.value.code, exc.value.param) == ("amount_too_large", "amount")
-    assert exc.value.user_message == (
-        "Refund amount ($25.00) is greater than unrefunded amount on charge ($20.00)")
+    assert exc.value.user_message == ("Refund amount ($25.00) is greater than unrefunded amount on charge ($20.00)")
     rest = client.v1.refunds.create(params={"payment_intent": pay["payment_intent"]["id"]})
     assert rest.amount == 2000  # default: everything left
     charge = client.v1.charges.retrieve(charge_id)
@@ -366,12 +417,15 @@ def test_partial_refunds_add_up_then_charge_is_fully_refunded(
 
 @pytest.mark.parametrize(
     "code",
-    ["balance_insufficient", "charge_disputed", "charge_already_refunded",
-     "charge_expired_for_refund", "amount_too_large"],
+    [
+        "balance_insufficient",
+        "charge_disputed",
+        "charge_already_refunded",
+        "charge_expired_for_refund",
+        "amount_too_large",
+    ],
 )
-def test_refund_outcome_errors(
-    standin: StripeStandIn, client: stripe.StripeClient, code: str
-) -> None:
+def test_refund_outcome_errors(standin: StripeStandIn, client: stripe.StripeClient, code: str) -> None:
     pay = standin.add_payment(1000)
     standin.refund_outcome_for_charge(pay["charge"]["id"], error_code=code)
     with pytest.raises(stripe.InvalidRequestError) as exc:
@@ -391,8 +445,11 @@ def test_refund_validation(standin: StripeStandIn, client: stripe.StripeClient) 
     uncaptured = standin.add_payment(800, captured=False)
     disputed = standin.add_payment(800)
     standin.add_dispute(disputed["charge"]["id"])
-    for pay, code in [(failed, "charge_not_refundable"), (uncaptured, "charge_not_refundable"),
-                      (disputed, "charge_disputed")]:
+    for pay, code in [
+        (failed, "charge_not_refundable"),
+        (uncaptured, "charge_not_refundable"),
+        (disputed, "charge_disputed"),
+    ]:
         with pytest.raises(stripe.InvalidRequestError) as exc:
             client.v1.refunds.create(params={"charge": pay["charge"]["id"]})
         assert exc.value.code == code
@@ -420,9 +477,10 @@ def test_settle_refund_and_events(standin: StripeStandIn, client: stripe.StripeC
     pay = standin.add_payment(5000)
     charge_id = pay["charge"]["id"]
     mark = len(standin.events)
-    refund = client.v1.refunds.create(params={"charge": charge_id, "amount": 2000,
-                                              "metadata": {"request_id": "r1"}},
-                                      options={"idempotency_key": "idem-1"})
+    refund = client.v1.refunds.create(
+        params={"charge": charge_id, "amount": 2000, "metadata": {"request_id": "r1"}},
+        options={"idempotency_key": "idem-1"},
+    )
     assert standin.object(charge_id)["amount_refunded"] == 2000
     failed = standin.settle_refund(refund.id, "failed", "expired_or_canceled_card")
     assert failed["failure_reason"] == "expired_or_canceled_card"
@@ -430,11 +488,14 @@ def test_settle_refund_and_events(standin: StripeStandIn, client: stripe.StripeC
     assert standin.object(charge_id)["amount_refunded"] == 0  # the money came back
     events = standin.events[mark:]
     assert [e["type"] for e in events] == [
-        "refund.created", "charge.refunded", "refund.updated", "refund.failed",
-        "charge.refund.updated"]
+        "refund.created",
+        "charge.refunded",
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+    ]
     created, refunded, updated = events[0], events[1], events[2]
-    assert created["request"] == {"id": refund.last_response.request_id,
-                                  "idempotency_key": "idem-1"}
+    assert created["request"] == {"id": refund.last_response.request_id, "idempotency_key": "idem-1"}
     assert refunded["data"]["object"]["object"] == "charge"
     assert refunded["data"]["previous_attributes"] == {"amount_refunded": 0}
     assert updated["data"]["previous_attributes"]["status"] == "pending"
@@ -456,8 +517,7 @@ def test_settle_refund_and_events(standin: StripeStandIn, client: stripe.StripeC
 
 def test_list_pagination(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     pay = standin.add_payment(1000)
-    ids = [client.v1.refunds.create(params={"charge": pay["charge"]["id"], "amount": 100}).id
-           for _ in range(5)]
+    ids = [client.v1.refunds.create(params={"charge": pay["charge"]["id"], "amount": 100}).id for _ in range(5)]
     newest_first = ids[::-1]
     page = client.v1.refunds.list(params={"charge": pay["charge"]["id"], "limit": 2})
     assert [r.id for r in page.data] == newest_first[:2] and page.has_more
@@ -491,21 +551,31 @@ def test_disputes(standin: StripeStandIn, client: stripe.StripeClient) -> None:
     closed = standin.update_dispute(dispute["id"], status="won")
     assert closed["status"] == "won"
     assert [e["type"] for e in standin.events[-4:]] == [
-        "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed",
-        "charge.dispute.funds_reinstated"]
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
+    ]
     assert standin.events[-2]["data"]["previous_attributes"]["status"] == "needs_response"
 
 
 def test_payment_intent_create_confirm(standin: StripeStandIn, client: stripe.StripeClient) -> None:
-    pi = client.v1.payment_intents.create(params={
-        "amount": 2000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
-        "receipt_email": "a@example.com", "metadata": {"order": "7"}})
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+            "receipt_email": "a@example.com",
+            "metadata": {"order": "7"},
+        }
+    )
     assert pi.status == "succeeded" and pi.amount_received == 2000
     assert client.v1.charges.retrieve(pi.latest_charge).receipt_email == "a@example.com"
     with pytest.raises(stripe.CardError) as exc:
-        client.v1.payment_intents.create(params={
-            "amount": 2000, "currency": "usd", "confirm": True,
-            "payment_method": "pm_card_chargeDeclined"})
+        client.v1.payment_intents.create(
+            params={"amount": 2000, "currency": "usd", "confirm": True, "payment_method": "pm_card_chargeDeclined"}
+        )
     assert exc.value.code == "card_declined"
     assert exc.value.json_body["error"]["payment_intent"]["status"] == "requires_payment_method"
 
@@ -581,19 +651,17 @@ def test_webhooks_are_signed_ordered_and_retried(
     received = []
     for body, headers in receiver.got:
         assert headers["Content-Type"].startswith("application/json")
-        stripe.WebhookSignature.verify_header(body, headers["Stripe-Signature"], secret,
-                                              tolerance=300)
+        stripe.WebhookSignature.verify_header(body, headers["Stripe-Signature"], secret, tolerance=300)
         received.append(json.loads(body)["id"])
     assert received[0] == received[1]  # first delivery answered 500, then retried
     assert received[1:] == expected
     assert [a["status"] for a in standin.webhook_attempts][:2] == [500, 200]
-    event = stripe.Webhook.construct_event(receiver.got[-1][0],
-                                           receiver.got[-1][1]["Stripe-Signature"], secret)
+    event = stripe.Webhook.construct_event(receiver.got[-1][0], receiver.got[-1][1]["Stripe-Signature"], secret)
     assert event.type == "charge.refund.updated"
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.WebhookSignature.verify_header(receiver.got[-1][0],
-                                              receiver.got[-1][1]["Stripe-Signature"],
-                                              "whsec_wrong", tolerance=300)
+        stripe.WebhookSignature.verify_header(
+            receiver.got[-1][0], receiver.got[-1][1]["Stripe-Signature"], "whsec_wrong", tolerance=300
+        )
 
 
 def test_raw_form_requests_without_sdk(standin: StripeStandIn) -> None:
@@ -603,8 +671,9 @@ def test_raw_form_requests_without_sdk(standin: StripeStandIn) -> None:
     pay = standin.add_payment(600)
     conn = http.client.HTTPConnection("127.0.0.1", int(standin.url.rsplit(":", 1)[1]), timeout=2)
     query = urlencode([("expand[]", "latest_charge"), ("expand[]", "customer")])
-    conn.request("GET", f"/v1/payment_intents/{pay['payment_intent']['id']}?{query}",
-                 headers={"Authorization": f"Bearer {KEY}"})
+    conn.request(
+        "GET", f"/v1/payment_intents/{pay['payment_intent']['id']}?{query}", headers={"Authorization": f"Bearer {KEY}"}
+    )
     resp = conn.getresponse()
     body = json.loads(resp.read())
     conn.close()

@@ -18,8 +18,14 @@ def test_view_gathers_refunds_and_disputes_by_any_id(conn: psycopg.Connection) -
     assert store.save_payment(conn, payment).changed
     store.save_refund(conn, sm.refund_from_stripe({**refund, "charge": charge["id"]}, account=None, observed_at=T0))
     dispute = sm.dispute_from_stripe(
-        {**fixture_json("stripe/object_dispute__openapi-fixtures3.json"), "charge": charge["id"],
-         "payment_intent": charge.get("payment_intent")}, account=None, observed_at=T0)
+        {
+            **fixture_json("stripe/object_dispute__openapi-fixtures3.json"),
+            "charge": charge["id"],
+            "payment_intent": charge.get("payment_intent"),
+        },
+        account=None,
+        observed_at=T0,
+    )
     store.save_dispute(conn, dispute)
 
     for key in (payment.id, charge["id"], refund["id"], dispute.id):
@@ -40,8 +46,7 @@ def test_unknown_ids_are_not_found(conn: psycopg.Connection) -> None:
 def test_an_older_snapshot_changes_nothing(conn: psycopg.Connection) -> None:
     charge = fixture_json("stripe/object_charge__gumroad_vcr_destination_fully_refunded.json")
     newer = sm.payment_from_charge(charge, account=None, observed_at=T0 + timedelta(seconds=10))
-    older = sm.payment_from_charge({**charge, "amount_refunded": 200, "refunded": False}, account=None,
-                                   observed_at=T0)
+    older = sm.payment_from_charge({**charge, "amount_refunded": 200, "refunded": False}, account=None, observed_at=T0)
     store.save_payment(conn, newer)
     saved = store.save_payment(conn, older)
     assert not saved.changed

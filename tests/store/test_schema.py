@@ -40,13 +40,16 @@ def test_upgrading_step_by_step_with_data_gives_the_fresh_install_schema(pg_serv
 
 def _schema(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT table_name, column_name, data_type, is_nullable, column_default"
-            " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
-        ).fetchall() + conn.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE connamespace = 'public'::regnamespace ORDER BY 1"
-        ).fetchall()
+        return (
+            conn.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default"
+                " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+            ).fetchall()
+            + conn.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE connamespace = 'public'::regnamespace ORDER BY 1"
+            ).fetchall()
+        )
 
 
 @pytest.mark.parametrize(
@@ -89,8 +92,9 @@ def test_rejection_needs_a_reason(conn: psycopg.Connection) -> None:
         )
 
 
-@pytest.mark.parametrize("statement", ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log",
-                                       "TRUNCATE audit_log"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"]
+)
 def test_audit_log_is_append_only(conn: psycopg.Connection, statement: str) -> None:
     conn.execute("INSERT INTO audit_log (actor, surface, action, subject) VALUES ('U1', 'slack', 'x', 'pi_1')")
     with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
