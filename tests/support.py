@@ -52,3 +52,26 @@ class running_workers:  # noqa: N801 - used as a context manager, like contextli
             thread.join(10)
         for deps in self.deps:
             deps.pool.close()
+
+
+# --- reading what the Slack stand-in holds -------------------------------------------------------------
+
+
+def top_level(messages: list[dict]) -> list[dict]:
+    """The messages of a channel that are not thread replies."""
+    return [m for m in messages if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+
+
+def replies(messages: list[dict], parent: dict | None = None) -> list[dict]:
+    """The thread replies of a channel, under one parent or under any."""
+    return [
+        m
+        for m in messages
+        if m.get("thread_ts") and m["ts"] != m["thread_ts"] and (parent is None or m["thread_ts"] == parent["ts"])
+    ]
+
+
+def threads(messages: list[dict]) -> tuple[list[dict], dict[str, list[str]]]:
+    """Top-level messages of a channel and, for each, the texts in its thread."""
+    top = top_level(messages)
+    return top, {m["ts"]: [r["text"] for r in replies(messages, m)] for m in top}

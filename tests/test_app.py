@@ -10,6 +10,7 @@ import psycopg
 import pytest
 import requests
 from conftest import LiveServer, replace_settings, with_database
+from support import wait_until
 
 from standins.signing import slack_headers, slash_command_body
 from standins.slack_api import SlackStandIn
@@ -115,10 +116,12 @@ def test_readyz_follows_the_database_down_and_back(make_server_for, settings, sl
     assert down.status_code == 503 and down.json()["reason"] == "database unreachable"
 
     server = embedded.server_for(tmp_path / "pg")  # same data, started again; the app is not restarted
-    deadline = time.monotonic() + 15
-    while web.http.get(f"{web.url}/readyz", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, "readyz did not recover"
-        time.sleep(0.2)
+    wait_until(
+        lambda: web.http.get(f"{web.url}/readyz", timeout=10).status_code == 200,
+        timeout=15,
+        what="readyz recovering",
+        every=0.2,
+    )
     server.cleanup()
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
-from support import fixture_json
+from support import fixture_json, wait_until
 
 from messages import ids
 from standins.signing import interaction_body, slack_headers
@@ -188,8 +188,6 @@ def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServe
     desk.click(ids.APPROVE_REQUEST, second.split("#")[1].split(":")[0], user=MANAGER)
     desk.slack.wait_for(lambda calls: bool([r for r in stripe_api.requests if r["path"] == "/v1/refunds"]), timeout=15)
     conn.rollback()
-    from support import wait_until
-
     wait_until(
         lambda: (
             conn.rollback()

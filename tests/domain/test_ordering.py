@@ -2,32 +2,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+import factories
 import pytest
 
 from domain.models import Payment, Refund
 from domain.ordering import merge_payment, merge_refund
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+T0 = factories.T0
 
 
 def refund(status: str, at: int, **kw) -> Refund:
-    base = dict(
-        id="re_1",
-        charge_id="ch_1",
-        payment_intent_id="pi_1",
-        account=None,
-        amount=500,
-        currency="usd",
-        status=status,
-        reason="requested_by_customer",
-        failure_reason=None,
-        request_id=None,
-        stripe_created=T0,
-        observed_at=T0 + timedelta(seconds=at),
-    )
-    return Refund(**{**base, **kw})
+    return factories.refund(status=status, observed_at=T0 + timedelta(seconds=at), **kw)
 
 
 def payment(
@@ -40,27 +27,12 @@ def payment(
     charge_status: str | None = "succeeded",
     charge_id: str = "ch_1",
 ) -> Payment:
-    return Payment(
-        id="pi_1",
-        payment_intent_id="pi_1",
+    return factories.payment(
+        status=status,
         charge_id=charge_id,
-        account=None,
-        livemode=False,
-        amount=1000,
         amount_captured=captured,
         amount_refunded=refunded,
-        currency="usd",
-        status=status,
         charge_status=charge_status,
-        disputed=False,
-        customer_id=None,
-        customer_email=None,
-        card_brand=None,
-        card_last4=None,
-        description=None,
-        failure_code=None,
-        failure_message=None,
-        stripe_created=T0,
         observed_at=T0 + timedelta(seconds=at),
         charge_observed_at=None if charge_at is None else T0 + timedelta(seconds=charge_at),
     )

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import factories
 import pytest
 
-from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
+from domain.models import Dispute, PaymentView
 from domain.money import parse_money
 from domain.policy import (
     RoleConfig,
@@ -121,34 +122,18 @@ def test_approvals_needed_at_the_boundaries(roles: Roles, amount: int, currency:
 
 
 def _view(status="succeeded", captured=1000, refunded=0, refunds=(), disputes=(), requests=()) -> PaymentView:
-    p = Payment(
-        "pi_1",
-        "pi_1",
-        "ch_1",
-        None,
-        False,
-        1000,
-        captured,
-        refunded,
-        "usd",
-        status,
-        "succeeded",
-        False,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        T,
-        T,
+    return factories.view(
+        status=status,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        refunds=refunds,
+        disputes=disputes,
+        requests=requests,
     )
-    return PaymentView(p, tuple(refunds), tuple(disputes), tuple(requests))
 
 
 def _dispute(status: str) -> Dispute:
-    return Dispute("dp_1", "ch_1", "pi_1", None, False, 1000, "usd", status, "fraudulent", None, False, None, T, T)
+    return factories.dispute(status=status)
 
 
 @pytest.mark.parametrize(
@@ -160,11 +145,11 @@ def _dispute(status: str) -> Dispute:
         (_view(status="requires_payment_method", captured=0), None, "has not succeeded"),
         (_view(refunded=1000), None, "fully refunded"),
         (
-            _view(refunds=[Refund("re_1", "ch_1", "pi_1", None, 600, "usd", "pending", None, None, None, T, T)]),
+            _view(refunds=[factories.refund(amount=600)]),
             401,
             "$4.00 still refundable",
         ),
-        (_view(requests=[RequestSummary(1, 700, "usd", "approved", "U1", None)]), 301, "$3.00"),
+        (_view(requests=[factories.request_summary(amount=700, status="approved")]), 301, "$3.00"),
         (_view(disputes=[_dispute("needs_response")]), 100, "open dispute"),
         (_view(disputes=[_dispute("warning_needs_response")]), 100, "open dispute"),
         (_view(disputes=[_dispute("lost")]), 100, None),

@@ -6,7 +6,7 @@ import copy
 import json
 
 from conftest import LiveServer
-from support import fixture_json
+from support import fixture_json, replies, top_level
 
 FAILED = fixture_json("stripe/event_charge.refund.updated__zulip_failed_refund.json")
 
@@ -38,9 +38,9 @@ def test_a_dashboard_refund_is_posted_then_updated_in_its_thread(web: LiveServer
     web.webhook(FAILED)  # later: the refund failed
     web.drain()
     assert web.deliver() == 2  # the post updated in place, and a reply in its thread
-    [post] = [m for m in _feed(web) if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
+    [post] = top_level(_feed(web))
     assert "failed" in json.dumps(post) and "expired or canceled card" in json.dumps(post)
-    reply = next(m for m in _feed(web) if m.get("thread_ts") == post["ts"] and m["ts"] != post["ts"])
+    [reply] = replies(_feed(web), post)
     assert reply["text"] == f"Refund `{refund['id']}`: ⏳ pending → ❌ failed (expired or canceled card)"
 
     web.webhook(FAILED)  # a redelivery

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import factories
 import pytest
 from slack_sdk.models.blocks import Block
 
-from domain.models import Dispute, Payment, PaymentView, Refund, RequestSummary
+from domain.models import Payment, PaymentView
 from messages.blocks import payment_blocks, usage_blocks
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
@@ -15,51 +16,23 @@ T = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _payment(**kw) -> Payment:
     base = dict(
-        id="pi_1",
-        payment_intent_id="pi_1",
-        charge_id="ch_1",
-        account=None,
-        livemode=False,
         amount=5000,
         amount_captured=5000,
         amount_refunded=1000,
-        currency="usd",
-        status="succeeded",
-        charge_status="succeeded",
-        disputed=False,
         customer_id="cus_1",
         customer_email="a<b>@example.com",
         card_brand="visa",
         card_last4="4242",
         description="Order #12 & more",
-        failure_code=None,
-        failure_message=None,
-        stripe_created=T,
-        observed_at=T,
     )
-    return Payment(**{**base, **kw})
+    return factories.payment(**{**base, **kw})
 
 
 REFUNDS = tuple(
-    Refund(f"re_{i}", "ch_1", "pi_1", None, 100, "usd", s, "duplicate", f, None, T, T)
+    factories.refund(id=f"re_{i}", amount=100, status=s, reason="duplicate", failure_reason=f)
     for i, (s, f) in enumerate([("succeeded", None), ("failed", "expired_or_canceled_card"), ("pending", None)] * 7)
 )
-DISPUTE = Dispute(
-    "dp_1",
-    "ch_1",
-    "pi_1",
-    None,
-    False,
-    5000,
-    "usd",
-    "needs_response",
-    "fraudulent",
-    T + timedelta(days=7),
-    False,
-    "U0OWNER",
-    T,
-    T,
-)
+DISPUTE = factories.dispute(amount=5000, evidence_due_by=T + timedelta(days=7), owner="U0OWNER")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +43,7 @@ DISPUTE = Dispute(
             _payment(account="acct_1", livemode=True, description=None, card_last4=None),
             REFUNDS,
             (DISPUTE,),
-            (RequestSummary(4, 300, "usd", "pending", "U0AGENT", None),),
+            (factories.request_summary(id=4, amount=300, requested_by="U0AGENT"),),
             focus="re_1",
         ),
         PaymentView(

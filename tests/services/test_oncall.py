@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import LiveServer, replace_settings
 from freezegun import freeze_time
-from support import fixture_json
+from support import fixture_json, threads
 
 from domain.clock import utcnow
 from handlers.payments import on_charge
@@ -55,12 +55,7 @@ def _history(due_by: int) -> list[dict]:
 
 def _channel(web: LiveServer, channel: str = "C0DISPUTES") -> tuple[list[dict], dict[str, list[str]]]:
     """Top-level messages of a channel and, for each, the texts in its thread."""
-    messages = web.slack.messages.get(channel, [])
-    top = [m for m in messages if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
-    threads = {
-        m["ts"]: [r["text"] for r in messages if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"]] for m in top
-    }
-    return top, threads
+    return threads(web.slack.messages.get(channel, []))
 
 
 def _send(web: LiveServer, events: list[dict]) -> None:

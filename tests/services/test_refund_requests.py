@@ -4,14 +4,13 @@ recovery after a crash, rejection and expiry."""
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from freezegun import freeze_time
-from support import wait_until
+from support import replies, wait_until
 
 from domain.clock import utcnow
 from messages import ids
@@ -126,11 +125,7 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
     message = _approval_message(desk, request_id)
     assert ids.APPROVE_REQUEST not in json.dumps(message), "buttons are replaced by the decision"
     assert f"approved by <@{MANAGER}>" in json.dumps(message)
-    thread = [
-        m["text"]
-        for m in desk.slack.messages["C0APPROVALS"]
-        if m.get("thread_ts") == message["ts"] and m["ts"] != message["ts"]
-    ]
+    thread = [m["text"] for m in replies(desk.slack.messages["C0APPROVALS"], message)]
     assert thread[0].startswith(f"👍 Approved by <@{MANAGER}>")
     assert any("succeeded" in t for t in thread)
     dms = [m["text"] for m in desk.slack.messages.get(AGENT, [])]
@@ -169,7 +164,7 @@ def test_fifty_concurrent_approvals_make_one_refund(desk: LiveServer, stripe_api
     req = _request(desk, conn, request_id)
     assert req.status == "sent" and len(req.approvals) == 1
     desk.deliver()
-    thread = [m for m in desk.slack.messages["C0APPROVALS"] if m.get("thread_ts") and m["ts"] != m["thread_ts"]]
+    thread = replies(desk.slack.messages["C0APPROVALS"])
     assert sum("Approved by" in m["text"] for m in thread) == 1
 
 
@@ -257,15 +252,12 @@ def test_stripe_refusals_end_the_request_failed_with_the_message(
     else:
         stripe_api.refund_outcome_for_charge(seeded["charge"]["id"], error_code=code)
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
-    deadline = utcnow() + timedelta(seconds=15)
-    while _request(desk, conn, request_id).status != "failed":
-        assert utcnow() < deadline, _request(desk, conn, request_id)
-        time.sleep(0.05)
+    wait_until(lambda: _request(desk, conn, request_id).status == "failed", timeout=15, what="the request failing")
     req = _request(desk, conn, request_id)
     assert says.lower() in req.failure_message.lower()
     assert stripe_api.object(seeded["charge"]["id"])["amount_refunded"] == 0
     desk.deliver()
-    thread = [m["text"] for m in desk.slack.messages["C0APPROVALS"] if m.get("thread_ts") and m["ts"] != m["thread_ts"]]
+    thread = [m["text"] for m in replies(desk.slack.messages["C0APPROVALS"])]
     assert any(t.startswith("❌ Stripe refused the refund") for t in thread)
 
 
@@ -457,10 +449,7 @@ def test_two_approvers_above_the_second_threshold(make_server_for, settings, sla
     assert "waiting for two approvers" in said
     request_id = int(said.split("#")[1].split(":")[0])
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
-    deadline = time.monotonic() + 10
-    while _request(desk, conn, request_id).approvals != [MANAGER]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: _request(desk, conn, request_id).approvals == [MANAGER], timeout=10, what="the first approval")
     assert _request(desk, conn, request_id).status == "pending"
     assert "second, different approver" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER))
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER2)

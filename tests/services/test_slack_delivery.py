@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 from conftest import replace_settings
-from support import running_workers, wait_until
+from support import replies, running_workers, wait_until
 
 from app import build_deps
 from standins.slack_api import SlackStandIn
@@ -80,8 +80,7 @@ def test_every_message_is_delivered_once_and_in_order_after_429s_and_500s(fast, 
             key = f"{channel}:thread{t}"
             parent = next(m for m in messages if m["text"].startswith(f"{key} parent"))
             assert parent["text"] == f"{key} parent (updated)"
-            replies = [m["text"] for m in messages if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]]
-            assert replies == [f"{key} reply {r}" for r in range(4)]
+            assert [m["text"] for m in replies(messages, parent)] == [f"{key} reply {r}" for r in range(4)]
 
 
 def test_a_message_slack_refuses_is_dead_lettered_and_the_rest_still_go(fast, slack: SlackStandIn) -> None:
