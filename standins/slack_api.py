@@ -266,7 +266,7 @@ class SlackStandIn:
             # A short poll interval keeps stop() fast; tests start many servers.
             self._thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.01},
                 name="slack-standin",
                 daemon=True,
             )

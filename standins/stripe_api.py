@@ -476,7 +476,7 @@ class StripeStandIn:
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"stripe-standin-{self._port}",
             daemon=True,
         )
