@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import string
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +77,21 @@ def threads(messages: list[dict]) -> tuple[list[dict], dict[str, list[str]]]:
     """Top-level messages of a channel and, for each, the texts in its thread."""
     top = top_level(messages)
     return top, {m["ts"]: [r["text"] for r in replies(messages, m)] for m in top}
+
+
+def refunds_created(stripe_api) -> list[dict]:
+    """The refunds the Stripe stand-in really created (an idempotent replay is not a new one)."""
+    return [
+        r
+        for r in stripe_api.requests
+        if r["method"] == "POST"
+        and r["path"] == "/v1/refunds"
+        and r["status"] == 200
+        and not r.get("idempotent_replayed")
+    ]
+
+
+def random_id(prefix: str, length: int) -> str:
+    """An id of random letters (they do not compress: a repeated letter would fit an index and prove nothing)."""
+    rng = random.Random(length)
+    return prefix + "".join(rng.choices(string.ascii_letters + string.digits, k=length))

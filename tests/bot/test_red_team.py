@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
-from support import fixture_json, wait_until
+from support import fixture_json, refunds_created, wait_until
 
 from messages import ids
 from standins.signing import interaction_body, slack_headers
@@ -47,17 +47,6 @@ def _buttons(answer: dict) -> dict[str, str]:
     }
 
 
-def _refunds_created(stripe_api: StripeStandIn) -> list[dict]:
-    return [
-        r
-        for r in stripe_api.requests
-        if r["method"] == "POST"
-        and r["path"] == "/v1/refunds"
-        and r["status"] == 200
-        and not r.get("idempotent_replayed")
-    ]
-
-
 def _post_raw(web: LiveServer, payload: object) -> int:
     body = interaction_body(payload)  # type: ignore[arg-type]
     headers = slack_headers(body, web.settings.slack_signing_secret)
@@ -73,7 +62,7 @@ def test_a_mistyped_amount_on_a_large_payment_is_refused_and_moves_nothing(desk:
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM refund_requests").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM refund_drafts").fetchone() == (0,)
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
 
 
 @pytest.mark.parametrize(
@@ -92,11 +81,11 @@ def test_a_decimal_comma_is_read_once_shown_and_refunded_as_shown(
     pi = stripe_api.add_payment(captured, currency)["payment_intent"]["id"]
     answer = _answer(desk, desk.slash(f"request {pi} {amount} duplicate", user_id=MANAGER))
     assert f"Refund {shown} on `{pi}` now?" in answer["text"]
-    assert _refunds_created(stripe_api) == [], "nothing moves before the confirmation"
+    assert refunds_created(stripe_api) == [], "nothing moves before the confirmation"
     done = _answer(desk, desk.click(ids.CONFIRM_REFUND, _buttons(answer)[ids.CONFIRM_REFUND], user=MANAGER))
     assert "runs at once" in done["text"] and shown in done["text"]
-    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
-    [created] = _refunds_created(stripe_api)
+    desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
+    [created] = refunds_created(stripe_api)
     assert created["params"]["amount"] == str(minor)
 
 
@@ -115,8 +104,8 @@ def test_all_shows_the_amount_and_a_double_click_refunds_once(desk: LiveServer, 
     second = desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER)
     texts = {_answer(desk, first)["text"][:12], _answer(desk, second)["text"][:12]}
     assert any(t.startswith("Request #1") for t in texts) and any(t.startswith("Not refunded") for t in texts)
-    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
-    assert [r["params"]["amount"] for r in _refunds_created(stripe_api)] == ["4321"]
+    desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
+    assert [r["params"]["amount"] for r in refunds_created(stripe_api)] == ["4321"]
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM refund_requests").fetchone() == (1,)
 
@@ -130,7 +119,7 @@ def test_cancel_and_someone_elses_confirm_move_nothing(desk: LiveServer, stripe_
     assert "Not refunded" in _answer(desk, desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER))["text"]
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM refund_requests").fetchone() == (0,)
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
 
 
 def _modal_values(amount: str, note: str = "from the modal") -> dict:
@@ -147,13 +136,13 @@ def test_the_modal_shows_the_exact_amount_before_a_refund_that_runs_at_once(desk
     assert answer["response_action"] == "update"
     view = answer["view"]
     assert view["callback_id"] == ids.CONFIRM_MODAL and "€70.00" in json.dumps(view, ensure_ascii=False)
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
     assert desk.submit(ids.CONFIRM_MODAL, {}, user=MANAGER, private_metadata=view["private_metadata"]) == {}
-    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
-    assert [r["params"]["amount"] for r in _refunds_created(stripe_api)] == ["7000"]
+    desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
+    assert [r["params"]["amount"] for r in refunds_created(stripe_api)] == ["7000"]
     again = desk.submit(ids.CONFIRM_MODAL, {}, user=MANAGER, private_metadata=view["private_metadata"])
     assert "already confirmed" in json.dumps(again)
-    assert len(_refunds_created(stripe_api)) == 1
+    assert len(refunds_created(stripe_api)) == 1
 
 
 def test_refund_to_avoid_a_dispute_asks_for_a_confirmation(desk: LiveServer, stripe_api) -> None:
@@ -161,7 +150,7 @@ def test_refund_to_avoid_a_dispute_asks_for_a_confirmation(desk: LiveServer, str
     value = f"{seeded['payment_intent']['id']}|issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
     answer = _answer(desk, desk.click(ids.EFW_REFUND, value, user=MANAGER, channel="C0DISPUTES"))
     assert "Refund $50.00" in answer["text"] and ids.CONFIRM_REFUND in _buttons(answer)
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
 
 
 def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServer, stripe_api, conn) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import string
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -15,7 +13,7 @@ import psycopg
 import pytest
 from conftest import replace_settings, with_database
 from psycopg_pool import PoolTimeout
-from support import fixture_json
+from support import fixture_json, random_id
 
 from app import build_deps
 from domain.clock import utcnow
@@ -28,12 +26,6 @@ ORDINARY = fixture_json("stripe/event_charge.refunded__stripe-ruby-mock.json")
 REFUND = fixture_json("stripe/event_charge.refund.updated__stripe-ruby-mock.json")
 PAYMENT = fixture_json("stripe/event_payment_intent.payment_failed__lago_basil.json")
 EMAIL = "customer@example.com"
-
-
-def _random_id(prefix: str, length: int) -> str:
-    # Random letters do not compress: a repeated letter would fit in an index entry and prove nothing.
-    rng = random.Random(length)
-    return prefix + "".join(rng.choices(string.ascii_letters + string.digits, k=length))
 
 
 def _refund_created(event_id: str, created: int = 1_500_000_000, **obj) -> dict:
@@ -71,7 +63,7 @@ def _state(conn: psycopg.Connection) -> dict[str, tuple]:
 
 BAD = [
     # An object id too long for the refunds table's primary key index (ProgramLimitExceeded).
-    (_refund_created("evt_longobject", id=_random_id("re_", 20_000)), "ProgramLimitExceeded: index row"),
+    (_refund_created("evt_longobject", id=random_id("re_", 20_000)), "ProgramLimitExceeded: index row"),
     # Times that Postgres holds but Python's datetime does not.
     (_refund_created("evt_year1", created=-62135596900), "ValueError"),
     (_refund_created("evt_year33658", created=10**12), "ValueError"),
@@ -141,7 +133,7 @@ def test_a_refused_row_is_recorded_and_logged_without_its_contents(deps: Deps, c
 
 
 def test_recording_an_event_the_database_cannot_index_raises_unstorable(deps: Deps, conn) -> None:
-    event = _refund_created(_random_id("evt_", 20_000))
+    event = _refund_created(random_id("evt_", 20_000))
     with db.connection(deps.pool) as c, pytest.raises(Unstorable, match="ProgramLimitExceeded: index row"):
         events.record(c, event, json.dumps(event))
     with db.connection(deps.pool) as c, pytest.raises(Unstorable, match="UntranslatableCharacter"):

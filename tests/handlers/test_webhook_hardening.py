@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import string
 import time
 
 import psycopg
@@ -15,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import STRIPE_KEY, WEBHOOK_SECRET, LiveServer
 from freezegun import freeze_time
-from support import fixture_json
+from support import fixture_json, random_id
 
 from cli import main
 from domain.clock import utcnow
@@ -29,12 +27,6 @@ ORDINARY = fixture_json("stripe/event_charge.refunded__stripe-ruby-mock.json")
 REFUND = fixture_json("stripe/event_charge.refund.updated__stripe-ruby-mock.json")
 PAYMENT = fixture_json("stripe/event_payment_intent.payment_failed__lago_basil.json")
 EMAIL = "customer@example.com"
-
-
-def _random_id(prefix: str, length: int) -> str:
-    # Random letters do not compress: a repeated letter would fit in an index entry and prove nothing.
-    rng = random.Random(length)
-    return prefix + "".join(rng.choices(string.ascii_letters + string.digits, k=length))
 
 
 def _refund_created(**changes) -> dict:
@@ -66,10 +58,10 @@ def _ordinary_is_applied(web: LiveServer, conn: psycopg.Connection) -> None:
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
-        (_refund_created(id=_random_id("evt_", 20_000)), "evt_ id"),
-        (_refund_created(id=_random_id("evt_", 3_000)), "evt_ id"),
+        (_refund_created(id=random_id("evt_", 20_000)), "evt_ id"),
+        (_refund_created(id=random_id("evt_", 3_000)), "evt_ id"),
         (_refund_created(id="evt_1;DROP"), "evt_ id"),
-        (_with_object(_refund_created(), id=_random_id("re_", 20_000)), "data.object id"),
+        (_with_object(_refund_created(), id=random_id("re_", 20_000)), "data.object id"),
         (_refund_created(created=-62135596900), "outside"),
         (_refund_created(created=10**12), "outside"),
         (_refund_created(created=0), "outside"),

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from freezegun import freeze_time
-from support import replies, wait_until
+from support import refunds_created, replies, wait_until
 
 from domain.clock import utcnow
 from messages import ids
@@ -69,17 +69,6 @@ def _settle_everything(web: LiveServer, stripe_api: StripeStandIn) -> None:
     web.deliver()
 
 
-def _refunds_created(stripe_api: StripeStandIn) -> list[dict]:
-    return [
-        r
-        for r in stripe_api.requests
-        if r["method"] == "POST"
-        and r["path"] == "/v1/refunds"
-        and r["status"] == 200
-        and not r.get("idempotent_replayed")
-    ]
-
-
 def _approval_message(web: LiveServer, request_id: int) -> dict:
     return next(m for m in web.slack.messages["C0APPROVALS"] if f"Refund request #{request_id}" in m["text"])
 
@@ -105,8 +94,8 @@ def test_ask_approve_refund_and_follow_to_success(desk: LiveServer, stripe_api: 
         assert expected in shown, expected
 
     _, key = desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER)
-    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
-    [created] = _refunds_created(stripe_api)
+    desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
+    [created] = refunds_created(stripe_api)
     key = created["headers"]["idempotency-key"]
     assert created["params"]["metadata"] == {"refund_desk_request": key, "refund_request_id": str(request_id)}
     assert created["params"]["amount"] == "2500" and created["params"]["reason"] == "duplicate"
@@ -160,7 +149,7 @@ def test_fifty_concurrent_approvals_make_one_refund(desk: LiveServer, stripe_api
     told = [desk.slack.responses(key) for _, key in clicks]
     polite = [r[-1]["text"] for r in told if r]
     assert len(polite) == 49 and all("already decided" in t or "already approved" in t for t in polite), polite[:3]
-    assert len(_refunds_created(stripe_api)) == 1
+    assert len(refunds_created(stripe_api)) == 1
     req = _request(desk, conn, request_id)
     assert req.status == "sent" and len(req.approvals) == 1
     desk.deliver()
@@ -178,9 +167,9 @@ def test_concurrent_requests_never_refund_more_than_captured(desk: LiveServer, s
         drafts = [_draft_id(desk, a) for a in asks]  # each shows $30.00 and waits for Confirm
         clicks = list(pool.map(lambda d: desk.click(ids.CONFIRM_REFUND, d, user=MANAGER), drafts))
     texts = [_reply(desk, c) for c in clicks]
-    desk.slack.wait_for(lambda calls: len(_refunds_created(stripe_api)) >= 3, timeout=30)
+    desk.slack.wait_for(lambda calls: len(refunds_created(stripe_api)) >= 3, timeout=30)
     refunded = stripe_api.object(charge)["amount_refunded"]
-    assert refunded == 9000 and len(_refunds_created(stripe_api)) == 3
+    assert refunded == 9000 and len(refunds_created(stripe_api)) == 3
     refused = [t for t in texts if t.startswith("Not refunded")]
     assert len(refused) == 17 and all("still refundable" in t or "fully refunded" in t for t in refused), refused[:3]
 
@@ -196,7 +185,7 @@ def test_nobody_approves_their_own_request_and_only_approvers_decide(desk: LiveS
     assert "Only approvers" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=AGENT))
     assert "someone else" in _reply(desk, desk.click(ids.REJECT_REQUEST, str(request_id), user=MANAGER))
     assert _request(desk, conn, request_id).status == "pending"
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
 
 
 @pytest.mark.parametrize(
@@ -284,7 +273,7 @@ def test_crash_after_stripe_accepted_is_recovered_into_one_linked_refund(desk: L
     later = utcnow() + timedelta(minutes=2)
     recovered = refund_requests.recover_next(ctx, now=later)
     assert recovered is not None and recovered.stripe_refund_id
-    assert len(_refunds_created(stripe_api)) == 1
+    assert len(refunds_created(stripe_api)) == 1
     assert stripe_api.object(seeded["charge"]["id"])["amount_refunded"] == 1200
     refund_row = conn.execute("SELECT request_id FROM refunds WHERE id = %s", (recovered.stripe_refund_id,))
     assert refund_row.fetchone() == (request_id,)
@@ -335,7 +324,7 @@ def test_rejection_needs_a_reason_and_tells_everyone(desk: LiveServer, stripe_ap
     assert any(
         "rejected by" in m["text"] and "Customer already got a credit" in m["text"] for m in desk.slack.messages[AGENT]
     )
-    assert _refunds_created(stripe_api) == []
+    assert refunds_created(stripe_api) == []
 
 
 def test_request_modal_validates_fields_in_place(desk: LiveServer, stripe_api, conn) -> None:
@@ -453,7 +442,7 @@ def test_two_approvers_above_the_second_threshold(make_server_for, settings, sla
     assert _request(desk, conn, request_id).status == "pending"
     assert "second, different approver" in _reply(desk, desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER))
     desk.click(ids.APPROVE_REQUEST, str(request_id), user=MANAGER2)
-    desk.slack.wait_for(lambda calls: bool(_refunds_created(stripe_api)), timeout=15)
+    desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
     req = _request(desk, conn, request_id)
     assert req.approvals == [MANAGER, MANAGER2] and req.decided_by == MANAGER2 and req.status in {"sent", "succeeded"}
 
