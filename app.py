@@ -9,6 +9,7 @@ from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
+import api
 import bot
 from bot.guard import SlackGuard
 from domain.clock import utcnow
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
             return slack_guard.handle(request)
 
     webhook.register(flask_app, deps)
+    api.register(flask_app, deps)
 
     @flask_app.get("/healthz")
     def healthz():
@@ -98,11 +100,15 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
 
     @flask_app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if api.is_api(request):
+            return api.error_response(exc.code or 500, exc.description, exc.get_headers())
         return jsonify(error=exc.name, reason=exc.description), exc.code
 
     @flask_app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if api.is_api(request):
+            return api.error_response(500, "unexpected error; see the server log")
         return jsonify(error="Internal Server Error", reason="unexpected error; see the server log"), 500
 
     return flask_app

@@ -11,10 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from domain.alerts import parse_routes
+from domain.hooks import Endpoint, parse_endpoints, secret_problem
 from domain.money import AmountError, parse_money
+from domain.ratelimit import RateLimit, parse_rate_limit
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 STRIPE_API_DEFAULT = "https://api.stripe.com"
+PAGERDUTY_EVENTS_DEFAULT = "https://events.pagerduty.com/v2/enqueue"
 
 _CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _PRINCIPAL_RE = re.compile(r"^[USW][A-Z0-9]{2,}$")
@@ -63,16 +66,42 @@ class Settings:
     failure_rate_threshold: float = 0.05
     failure_rate_min_attempts: int = 20
     webhook_failure_threshold: float = 0.03
+    # The worker's pace (issue #12).
+    event_batch_size: int = 50
+    event_threads: int = 2
+    backlog_alert_seconds: float = 120.0
+    event_retention_days: int = 90
     oncall_group: str | None = None
     alert_routes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # On-call that pages and escalates (issue #13).
+    pagerduty_routing_key: str | None = None
+    pagerduty_events_url: str = PAGERDUTY_EVENTS_DEFAULT
+    incident_escalate: timedelta = timedelta(minutes=30)
+    escalation_group: str | None = None
+    outgoing_webhooks: tuple[Endpoint, ...] = ()
+    outgoing_webhook_secret: str | None = None
+    outgoing_webhook_max_attempts: int = 15
+    webhook_silence: timedelta = timedelta(minutes=30)
+    delivery_check_every: timedelta = timedelta(minutes=5)
+    connect_lookup_accounts: int = 25
     db_pool_max: int = 8
     log_level: str = "INFO"
     metrics_token: str | None = None
+    viewers: frozenset[str] | None = None
+    api_rate_limit: RateLimit = field(default_factory=RateLimit)
+    # Finance (issue #10): reconciliation reports and the monthly export.
+    finance_channel: str | None = None
+    reconciliation_tolerance: Mapping[str, int] = field(default_factory=lambda: {"usd": 500})
 
     @property
     def socket_mode(self) -> bool:
         """Socket Mode is used when an app-level token is configured."""
         return bool(self.slack_app_token)
+
+    @property
+    def finance_target(self) -> str | None:
+        """Where finance reports go: FINANCE_CHANNEL, else ALERTS_CHANNEL."""
+        return self.finance_channel or self.alerts_channel
 
     @property
     def stripe_livemode(self) -> bool:
@@ -125,11 +154,30 @@ VARIABLES = {
     "FAILURE_RATE_THRESHOLD": "percent of failed payments above which on-call is alerted (default 5)",
     "FAILURE_RATE_MIN_ATTEMPTS": "fewer payment attempts than this in the window never alert (default 20)",
     "WEBHOOK_FAILURE_THRESHOLD": "percent of webhook events failing to process that alerts (default 3)",
+    "EVENT_BATCH_SIZE": "Stripe events the worker applies per transaction, 1 to 64 (default 50)",
+    "EVENT_THREADS": "threads applying Stripe events in each worker process (default 2)",
+    "BACKLOG_ALERT_SECONDS": "on-call is alerted when an urgent Stripe event has waited this long (default 120)",
+    "EVENT_RETENTION_DAYS": "processed and ignored Stripe events are deleted after this many days (default 90)",
     "ONCALL_GROUP": "user group (S…) or user (U…) mentioned in reminders of unowned disputes",
     "ALERT_ROUTES": "per Connect account channels: acct_1=C0AAA,acct_2/disputes=C0BBB",
+    "PAGERDUTY_ROUTING_KEY": "Events API v2 integration key (32 characters); set: every incident also pages",
+    "PAGERDUTY_EVENTS_URL": f"PagerDuty Events API v2 enqueue URL (default {PAGERDUTY_EVENTS_DEFAULT})",
+    "INCIDENT_ESCALATE_MINUTES": "an incident still open this long escalates once (default 30)",
+    "ESCALATION_GROUP": "user group (S…) or user (U…) mentioned when an incident escalates",
+    "OUTGOING_WEBHOOKS": "endpoints and the event types each wants: URL|type,type;URL|type (a type may end in .*)",
+    "OUTGOING_WEBHOOK_SECRET": "whsec_ secret (base64 of 24-64 random bytes) signing outgoing hooks",
+    "OUTGOING_WEBHOOK_MAX_ATTEMPTS": "delivery attempts of an outgoing hook before it is dead-lettered (default 15)",
+    "WEBHOOK_SILENCE_MINUTES": "no Stripe webhook for this long while Stripe has new events alerts (default 30)",
+    "DELIVERY_CHECK_MINUTES": "how often the worker asks Stripe for events it failed to deliver (default 5)",
+    "CONNECT_LOOKUP_ACCOUNTS": "connected accounts a lookup tries for an id not on the platform (default 25)",
     "DB_POOL_MAX": "Postgres connections per process (default 8)",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "METRICS_TOKEN": "bearer token GET /metrics requires (16+ printable ASCII characters); unset: /metrics is public",
+    "VIEWERS": "user/user-group IDs who may see payment details (lookups, lists, Home tab); unset: everyone",
+    "API_RATE_LIMIT": "requests per second per API key, and burst: e.g. 10/s burst 20 (the default)",
+    "FINANCE_CHANNEL": "channel ID for reconciliation reports and the monthly export; unset: ALERTS_CHANNEL",
+    "RECONCILIATION_TOLERANCE": "differences up to it are reported, not flagged; per currency, e.g. 5.00 USD,500 JPY "
+    "(default 5.00 USD); a currency not listed has none",
 }
 
 
@@ -228,6 +276,38 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
             problems.append(f"{name} should be a user-group ID (S…) or user ID (U…), got {value!r}")
         return value
 
+    def hooks() -> tuple[Endpoint, ...]:
+        try:
+            return parse_endpoints(get("OUTGOING_WEBHOOKS") or "")
+        except ValueError as exc:
+            problems.append(f"OUTGOING_WEBHOOKS: {exc}")
+            return ()
+
+    def hook_secret(endpoints: tuple[Endpoint, ...]) -> str | None:
+        secret = get("OUTGOING_WEBHOOK_SECRET")
+        if secret is None:
+            if endpoints:
+                problems.append("OUTGOING_WEBHOOK_SECRET is not set (OUTGOING_WEBHOOKS needs it to sign)")
+            return None
+        problem = secret_problem(secret)
+        if problem:
+            problems.append(f"OUTGOING_WEBHOOK_SECRET {problem}")
+        return secret
+
+    def pagerduty_key() -> str | None:
+        key = get("PAGERDUTY_ROUTING_KEY")
+        if key and not re.fullmatch(r"[A-Za-z0-9]{32}", key):
+            problems.append(
+                "PAGERDUTY_ROUTING_KEY should be the 32-character integration key of an Events API v2 integration"
+            )
+        return key
+
+    def url(name: str, default: str) -> str:
+        value = get(name) or default
+        if not re.match(r"^https?://[^/\s]+", value):
+            problems.append(f"{name} should be an http(s) URL, got {value!r}")
+        return value
+
     def routes() -> dict[tuple[str, str], str]:
         try:
             parsed = parse_routes(get("ALERT_ROUTES") or "")
@@ -238,6 +318,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         if bad:
             problems.append(f"ALERT_ROUTES: {', '.join(bad)} should be channel IDs like C0123456789")
         return parsed
+
+    def rate_limit() -> RateLimit:
+        try:
+            return parse_rate_limit(get("API_RATE_LIMIT") or "10/s burst 20")
+        except ValueError as exc:
+            problems.append(f"API_RATE_LIMIT: {exc}")
+            return RateLimit()
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -281,11 +368,32 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
         failure_rate_threshold=number("FAILURE_RATE_THRESHOLD", 5.0, float, 0, 100) / 100,
         failure_rate_min_attempts=number("FAILURE_RATE_MIN_ATTEMPTS", 20, int, 1, 1_000_000),
         webhook_failure_threshold=number("WEBHOOK_FAILURE_THRESHOLD", 3.0, float, 0, 100) / 100,
+        # At most 64: Postgres caches 64 subtransactions (one savepoint per event) per session, and
+        # beyond that every session's snapshots slow down.
+        event_batch_size=number("EVENT_BATCH_SIZE", 50, int, 1, 64),
+        event_threads=number("EVENT_THREADS", 2, int, 1, 16),
+        backlog_alert_seconds=number("BACKLOG_ALERT_SECONDS", 120.0, float, 5, 86400),
+        # Stripe keeps events 30 days and retries for 3: anything shorter could delete what a backfill needs.
+        event_retention_days=number("EVENT_RETENTION_DAYS", 90, int, 31, 3650),
         oncall_group=principal("ONCALL_GROUP"),
         alert_routes=routes(),
+        pagerduty_routing_key=pagerduty_key(),
+        pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", PAGERDUTY_EVENTS_DEFAULT),
+        incident_escalate=timedelta(minutes=number("INCIDENT_ESCALATE_MINUTES", 30, float, 1, 7 * 1440)),
+        escalation_group=principal("ESCALATION_GROUP"),
+        outgoing_webhooks=(endpoints := hooks()),
+        outgoing_webhook_secret=hook_secret(endpoints),
+        outgoing_webhook_max_attempts=number("OUTGOING_WEBHOOK_MAX_ATTEMPTS", 15, int, 1, 100),
+        webhook_silence=timedelta(minutes=number("WEBHOOK_SILENCE_MINUTES", 30, float, 1, 7 * 1440)),
+        delivery_check_every=timedelta(minutes=number("DELIVERY_CHECK_MINUTES", 5, float, 0.5, 1440)),
+        connect_lookup_accounts=number("CONNECT_LOOKUP_ACCOUNTS", 25, int, 0, 500),
         db_pool_max=number("DB_POOL_MAX", 8, int, 1, 200),
         log_level=log_level,
         metrics_token=metrics_token,
+        viewers=principals("VIEWERS"),
+        api_rate_limit=rate_limit(),
+        finance_channel=channel("FINANCE_CHANNEL"),
+        reconciliation_tolerance=thresholds("RECONCILIATION_TOLERANCE", "5.00 USD"),
     )
     if problems:
         raise ConfigError(problems)

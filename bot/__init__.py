@@ -8,7 +8,7 @@ import logging
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import actions, commands, views
+from bot import actions, commands, history, home, views
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -58,4 +58,6 @@ def build_app(deps: Deps, *, socket_mode: bool = False, checked_upstream: bool =
     commands.register(app, deps)
     actions.register(app, deps)
     views.register(app, deps)
+    history.register(app, deps)
+    home.register(app, deps)
     return app

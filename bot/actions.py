@@ -8,13 +8,14 @@ import re
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot import home
 from domain.clock import utcnow
 from domain.errors import DeskError
 from domain.models import Draft, RefundRequest
 from domain.policy import refusal_to_refund
 from messages import ids
 from messages import requests as request_blocks
-from services import lookup, oncall, refund_requests
+from services import incidents, lookup, oncall, refund_requests
 from services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def register(app: App, deps: Deps) -> None:
 
     def approve(body: dict, respond: Respond) -> None:
         user = body["user"]["id"]
+        respond = home.responder(deps, body, respond)  # a Home-tab click is answered on the tab
         request_id = _request_id(body)
         if request_id is None:
             _ephemeral(respond, "That button does not name a request.")
@@ -111,9 +113,11 @@ def register(app: App, deps: Deps) -> None:
             _ephemeral(respond, exc.message)
             return
         refund_requests.run_approved(deps.requests, req.id, now=utcnow())
+        home.refresh_clicker(deps, body)
 
     def open_reject_modal(body: dict, respond: Respond, client: WebClient) -> None:
         user = body["user"]["id"]
+        respond = home.responder(deps, body, respond)
         request_id = _request_id(body)
         if request_id is None:
             _ephemeral(respond, "That button does not name a request.")
@@ -159,6 +163,23 @@ def register(app: App, deps: Deps) -> None:
             return
         _filed(respond, result)
 
+    def acknowledge_incident(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        value = action_value(body)
+        if not _NUMBER.fullmatch(value):
+            _ephemeral(respond, "That button does not name an incident.")
+            return
+        try:
+            allowed = deps.roles.may_take_disputes(user)
+        except DeskError as exc:
+            _ephemeral(respond, exc.message)
+            return
+        if not allowed:
+            _ephemeral(respond, "Only approvers, admins and the on-call group can acknowledge an incident.")
+            return
+        _ephemeral(respond, incidents.acknowledge(deps.pool, deps.settings, int(value), user, utcnow()))
+
+    app.action(ids.ACK_INCIDENT)(ack=just_ack, lazy=[acknowledge_incident])
     app.action(ids.ASSIGN_DISPUTE)(ack=just_ack, lazy=[assign_dispute])
     app.action(ids.EFW_REFUND)(ack=just_ack, lazy=[refund_for_fraud_warning])
     app.action(ids.REQUEST_REFUND)(ack=just_ack, lazy=[open_request_modal])

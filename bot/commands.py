@@ -6,9 +6,23 @@ import logging
 
 from slack_bolt import Ack, App, Respond
 
+from bot import finance, history
 from bot.background import later
 from domain.clock import utcnow
-from domain.commands import Help, Lookup, Pending, RequestRefund, Stats, parse
+from domain.commands import (
+    Disputes,
+    Export,
+    Help,
+    History,
+    Lookup,
+    Mine,
+    Pending,
+    Recon,
+    RequestRefund,
+    ShowRequest,
+    Stats,
+    parse,
+)
 from domain.errors import DatabaseUnavailable, DeskError, NotFound
 from domain.models import Draft
 from messages import blocks
@@ -28,6 +42,8 @@ def register(app: App, deps: Deps) -> None:
         cmd = parse(command.get("text"))
         if isinstance(cmd, Help):
             ack(response_type="ephemeral", text="How to use /refunds", blocks=blocks.usage_blocks(cmd.problem))
+        elif isinstance(cmd, Lookup | Pending) and (refusal := history.viewer_refusal(deps, command["user_id"])):
+            ack(response_type="ephemeral", text=refusal)
         elif isinstance(cmd, Lookup):
             _lookup(ack, cmd, respond)
         elif isinstance(cmd, RequestRefund):
@@ -40,6 +56,10 @@ def register(app: App, deps: Deps) -> None:
                 text="Open refund requests",
                 blocks=request_blocks.pending_blocks(refund_requests.open_requests(deps.pool), now=utcnow()),
             )
+        elif isinstance(cmd, (ShowRequest, Mine, History, Disputes)):
+            history.answer(ack, respond, cmd, command["user_id"], deps)
+        elif isinstance(cmd, (Recon, Export)):
+            finance.answer(ack, respond, cmd, command["user_id"], deps)
         elif isinstance(cmd, Stats):
             since, rows = refund_requests.stats(deps.pool, cmd.period, utcnow())
             ack(
@@ -64,11 +84,18 @@ def register(app: App, deps: Deps) -> None:
         # Not stored yet: acknowledge now and answer through response_url once Stripe has spoken,
         # so Slack's 3-second limit never passes while Stripe is slow.
         ack(response_type="ephemeral", text=f"Looking up `{cmd.stripe_id}` in Stripe…")
-        later(_fetch, respond, cmd.stripe_id)
+        later(_fetch, respond, cmd.stripe_id, cmd.account)
 
-    def _fetch(respond: Respond, stripe_id: str) -> None:
+    def _fetch(respond: Respond, stripe_id: str, account: str | None = None) -> None:
         try:
-            view = lookup.from_stripe(deps.pool, deps.stripe, stripe_id, now=utcnow())
+            view = lookup.from_stripe(
+                deps.pool,
+                deps.stripe,
+                stripe_id,
+                now=utcnow(),
+                account=account,
+                search_accounts=deps.settings.connect_lookup_accounts,
+            )
         except NotFound:
             respond(
                 replace_original=True,
@@ -101,6 +128,7 @@ def register(app: App, deps: Deps) -> None:
                 roles=roles,
                 via="slash_command",
                 now=utcnow(),
+                account=cmd.account,
             )
         except NotFound:
             respond(

@@ -130,3 +130,19 @@ def channel_for(
             if key in routes:
                 return routes[key]
     return defaults.get(kind)
+
+
+def backlog_step(
+    incident: Incident | None, *, waited: timedelta, limit: timedelta, window: timedelta, now: datetime
+) -> Step:
+    """The event backlog as an incident: open once the oldest due urgent event has waited longer than
+    `limit`, recover after a full `window` within it (one alert, one recovery, as for the rates)."""
+    bad = waited > limit
+    if incident is None:
+        return Step("open") if bad else Step("none")
+    if bad:
+        return Step("none", healthy_since=None)
+    since = incident.healthy_since or now
+    if now - since >= window:
+        return Step("recover", healthy_since=since)
+    return Step("none", healthy_since=since)

@@ -37,3 +37,16 @@ class StripeRejectedKey(DeskError):
 
 class StripeRateLimited(DeskError):
     """Stripe is rate-limiting us right now; try again in a minute."""
+
+
+class StripePermissionMissing(StripeRejectedKey):
+    """Our Stripe key is not allowed to do that: grant the restricted key the permission the README lists."""
+
+    def __init__(self, permission: str, *, stripe_name: str | None = None, what: str | None = None):
+        self.permission = permission  # the Dashboard's name: 'Disputes: Read'
+        self.stripe_name = stripe_name  # Stripe's own: 'rak_dispute_read', when it said
+        self.what = what
+        super().__init__(
+            f"Our Stripe key lacks *{permission}*: ask the engineer who deployed the bot to grant it "
+            "to the restricted key (README, 'Least privilege')."
+        )

@@ -183,6 +183,8 @@ class PaymentView:
     disputes: tuple[Dispute, ...] = ()
     requests: tuple[RequestSummary, ...] = ()
     focus: str | None = None  # the id the person asked about, when it is a refund or dispute
+    # What Stripe would not let us read, and the permission that lacked: (("disputes", "Disputes: Read"),).
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 def refunded(view: PaymentView) -> int:

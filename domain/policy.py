@@ -31,10 +31,12 @@ class RoleConfig:
     approvers: frozenset[str] | None
     admins: frozenset[str]
     oncall: frozenset[str] = frozenset()
+    viewers: frozenset[str] | None = None  # VIEWERS; None: everyone
 
     def groups(self) -> set[str]:
         """The user-group ids named anywhere (their members must be looked up)."""
         named = set(self.admins) | set(self.requesters or ()) | set(self.approvers or ()) | set(self.oncall)
+        named |= set(self.viewers or ())
         return {i for i in named if is_group_id(i)}
 
 
@@ -88,6 +90,13 @@ def is_approver(user: str, config: RoleConfig, members: Members) -> bool:
 def is_oncall(user: str, config: RoleConfig, members: Members) -> bool:
     """Whether the user may take disputes: approvers, admins and ONCALL_GROUP."""
     return member_of(user, members, config.admins, config.approvers, config.oncall)
+
+
+def is_viewer(user: str, config: RoleConfig, members: Members) -> bool:
+    """Whether the user may see payment details (everyone when VIEWERS is unset; approvers and admins always)."""
+    if config.viewers is None:
+        return is_user_id(user)
+    return member_of(user, members, config.admins, config.approvers, config.viewers)
 
 
 def roles_of(user: str, config: RoleConfig, members: Members) -> Roles:

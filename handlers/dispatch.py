@@ -1,8 +1,18 @@
-"""Applying stored Stripe events: one at a time, each in its own transaction, retried with backoff.
+"""Applying stored Stripe events in batches: many claimed at once, each applied under its own savepoint,
+one commit per batch; retried with backoff, dead-lettered in the end.
 
-An event whose data makes it fail (a handler's bug, a value the database refuses, an id too long
-to index) fails alone: its error is recorded, it is retried later and finally dead-lettered, and
-the events behind it go on. Only the database being unreachable leaves the event as it was.
+Measured before batching (docs: bench/README.md, "Worker"): one transaction per event spent its
+time on round trips (about twelve per event: claim, savepoint, the handler's statements, finish,
+commit) and on the commit's WAL flush, not on the handlers' own work. A batch pays the claim, the
+finish and the commit once for up to EVENT_BATCH_SIZE events.
+
+Every guarantee of one-at-a-time holds per event: an event's record changes, audit record and Slack
+messages commit together (its savepoint, inside the batch's transaction); an event whose data makes
+it fail (a handler's bug, a value the database refuses, an id too long to index) fails alone: its
+savepoint is rolled back, its error recorded, it is retried later and finally dead-lettered, and
+the others in the batch are applied. Several workers (processes or threads) share the inbox: a
+claim locks its rows (FOR UPDATE SKIP LOCKED) until the batch commits. Only the database being
+unreachable undoes the whole batch, leaving every event as it was.
 """
 
 from __future__ import annotations
@@ -12,15 +22,18 @@ import logging
 import random
 import re
 import traceback
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from domain.retry import backoff, gives_up
 from domain.stripe_mapping import ts
-from handlers import disputes, payments, radar, refunds  # noqa: F401 - registers the handlers
-from handlers.registry import EventContext, handler_for
+from handlers import accounts, disputes, payments, payouts, radar, refunds  # noqa: F401 - registers the handlers
+from handlers.registry import EventContext, Handler, handler_for
 from services.metrics import EVENTS_APPLIED, PROCESSING_SECONDS
 from settings import Settings
 from store import db, events
@@ -38,42 +51,112 @@ def describe(exc: BaseException) -> str:
     return _EMAIL.sub("[email]", db.message(exc))
 
 
-def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> str | None:
-    """Apply the oldest due event; return its id, or None when nothing is due."""
+# A lock held by someone else for this long (or a deadlock between two workers' batches) puts the
+# event back for a moment instead of stalling the batch; it is not the event's fault, so not an attempt.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '5s'"
+LOCK_RETRY_SECONDS = 2.0
+SAVEPOINT = "SAVEPOINT event"
+ROLLBACK_TO = "ROLLBACK TO SAVEPOINT event"
+_LOCK_ERRORS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+
+
+@dataclass
+class Batch:
+    """What one batch did, by event id."""
+
+    applied: list[str] = field(default_factory=list)  # processed or ignored
+    failed: list[str] = field(default_factory=list)  # recorded as failed (or dead-lettered)
+    deferred: list[str] = field(default_factory=list)  # put back untouched: a lock was not free
+
+    @property
+    def taken(self) -> list[str]:
+        """Every event the batch claimed."""
+        return self.applied + self.failed + self.deferred
+
+
+def process_batch(pool: ConnectionPool, settings: Settings, *, now: datetime, size: int) -> Batch:
+    """Apply up to `size` due events, urgent ones first, in one transaction; what happened to each."""
+    batch = Batch()
+    counted: list[tuple[str, str]] = []
+    latencies: list[float] = []
     with db.transaction(pool) as conn:
-        claimed = events.claim(conn, now)
-        if claimed is None:
-            return None
-        handler = handler_for(claimed.type)
-        if handler is None:
-            events.finish(conn, claimed.id, ignored=True, now=now)
-            EVENTS_APPLIED.labels(claimed.type, "ignored").inc()
-            return claimed.id
-        try:
-            # A savepoint: a failing handler's writes are undone, the failure itself is recorded.
-            with conn.transaction():
-                payload = json.loads(claimed.body)
-                ctx = EventContext(
-                    event_id=claimed.id,
-                    event_type=claimed.type,
-                    account=claimed.account,
-                    observed_at=ts(payload.get("created")) or claimed.stripe_created,
-                    now=now,
-                    settings=settings,
-                )
-                handler(conn, payload["data"]["object"], ctx)
-        except Exception as exc:
-            if db.is_outage(exc, conn):
-                raise  # the database itself is in trouble: leave the event as it was
-            _fail(conn, claimed, exc, settings, now)
-            return claimed.id
-        events.finish(conn, claimed.id, ignored=False, now=now)
-        EVENTS_APPLIED.labels(claimed.type, "processed").inc()
-        PROCESSING_SECONDS.observe(max(0.0, (now - claimed.received_at).total_seconds()))
-        return claimed.id
+        conn.execute(LOCK_TIMEOUT)
+        claimed = events.claim(conn, now, size)
+        processed: list[str] = []
+        ignored: list[str] = []
+        for event in claimed:
+            handler = handler_for(event.type)
+            if handler is None:
+                ignored.append(event.id)
+                counted.append((event.type, "ignored"))
+                continue
+            try:
+                with _savepoint(conn):
+                    _apply(conn, handler, event, settings, now)
+            except _LOCK_ERRORS as exc:
+                log.warning("event %s (%s) put back: %s", event.id, event.type, describe(exc))
+                events.defer(conn, event.id, until=now + timedelta(seconds=LOCK_RETRY_SECONDS))
+                batch.deferred.append(event.id)
+                continue
+            except Exception as exc:
+                if db.is_outage(exc, conn):
+                    raise  # the database itself is in trouble: leave every event as it was
+                counted.append((event.type, _fail(conn, event, exc, settings, now)))
+                batch.failed.append(event.id)
+                continue
+            processed.append(event.id)
+            counted.append((event.type, "processed"))
+            latencies.append(max(0.0, (now - event.received_at).total_seconds()))
+        events.finish(conn, processed + ignored, ignored=ignored, now=now)
+        done = set(processed) | set(ignored)
+        batch.applied = [e.id for e in claimed if e.id in done]
+    # Counted once committed: a batch undone by an outage applied nothing.
+    for event_type, outcome in counted:
+        EVENTS_APPLIED.labels(event_type, outcome).inc()
+    for seconds in latencies:
+        PROCESSING_SECONDS.observe(seconds)
+    return batch
 
 
-def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, settings: Settings, now: datetime) -> None:
+def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> str | None:
+    """Apply the most urgent, oldest due event; return its id, or None when nothing is due."""
+    taken = process_batch(pool, settings, now=now, size=1).taken
+    return taken[0] if taken else None
+
+
+@contextmanager
+def _savepoint(conn: psycopg.Connection) -> Iterator[None]:
+    """One event's savepoint: a failing handler's writes are undone, the failure itself is then recorded.
+
+    One round trip, not psycopg's two (SAVEPOINT, then RELEASE): a savepoint needs no release, since
+    the batch's commit ends it, and one of the same name simply nests, so ROLLBACK TO always undoes
+    the latest event only. Measured: about 15 % more events per second. Batches stay under 64 events
+    by default: more subtransactions than Postgres caches per session slow every session's snapshots.
+    """
+    conn.execute(SAVEPOINT)
+    try:
+        yield
+    except BaseException:
+        conn.execute(ROLLBACK_TO)  # on a broken connection this raises, and the batch is undone instead
+        raise
+
+
+def _apply(
+    conn: psycopg.Connection, handler: Handler, event: events.Claimed, settings: Settings, now: datetime
+) -> None:
+    payload = json.loads(event.body)
+    ctx = EventContext(
+        event_id=event.id,
+        event_type=event.type,
+        account=event.account,
+        observed_at=ts(payload.get("created")) or event.stripe_created,
+        now=now,
+        settings=settings,
+    )
+    handler(conn, payload["data"]["object"], ctx)
+
+
+def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, settings: Settings, now: datetime) -> str:
     attempts = claimed.attempts + 1
     dead = gives_up(attempts, settings.webhook_max_attempts)
     delay = backoff(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, jitter=random.random())  # noqa: S311
@@ -91,4 +174,4 @@ def _fail(conn: psycopg.Connection, claimed: events.Claimed, exc: Exception, set
         stack.rstrip(),
     )
     events.fail(conn, claimed.id, error=error, dead=dead, retry_at=now + delay)
-    EVENTS_APPLIED.labels(claimed.type, "dead" if dead else "failed").inc()
+    return "dead" if dead else "failed"

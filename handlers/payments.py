@@ -9,6 +9,7 @@ import psycopg
 from domain import stripe_mapping as sm
 from handlers.refunds import apply_refund
 from handlers.registry import EventContext, audit_sync, handles
+from services import hooks
 from store import alerts
 from store import payments as store
 
@@ -53,6 +54,8 @@ def on_charge(conn: psycopg.Connection, charge: dict[str, Any], ctx: EventContex
     embedded = (charge.get("refunds") or {}).get("data") if isinstance(charge.get("refunds"), dict) else None
     for refund in embedded or []:
         apply_refund(conn, refund, ctx)
+    if ctx.event_type == "charge.refunded":
+        hooks.payment_check(conn, ctx.settings, saved.after.id if saved.after else None, now=ctx.now)
 
 
 @handles(

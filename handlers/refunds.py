@@ -9,9 +9,10 @@ import psycopg
 
 from domain import stripe_mapping as sm
 from domain.models import Refund
+from domain.priority import ROUTINE
 from handlers.registry import EventContext, audit_sync, handles
 from messages import blocks, keys
-from services import refund_requests
+from services import hooks, refund_requests
 from store import outbox, requests
 from store import payments as store
 
@@ -28,6 +29,8 @@ def apply_refund(conn: psycopg.Connection, obj: dict[str, Any], ctx: EventContex
         refund = replace(refund, request_id=req.id)
     saved = store.save_refund(conn, refund)
     current = saved.after or saved.before or refund
+    if saved.after is not None:  # refund.succeeded / refund.failed / payment.fully_refunded hooks
+        hooks.refund_changed(conn, ctx.settings, saved.before, saved.after, now=ctx.now)
     if saved.after is not None:
         audit_sync(
             conn,
@@ -53,13 +56,15 @@ def _announce(conn: psycopg.Connection, channel: str, before: Refund | None, aft
     view = store.payment_view(conn, after.payment_intent_id or after.charge_id or "")
     message = blocks.refund_feed_message(after, view)
     key = keys.feed(after.id)
+    # The feed is routine: after a burst of refunds it waits while alerts and approvals go out.
     if not outbox.exists(conn, key):
-        outbox.enqueue(conn, channel=channel, payload=message, message_key=key)
+        outbox.enqueue(conn, channel=channel, payload=message, message_key=key, priority=ROUTINE)
         return
     if before is None or before.status == after.status:
         return
-    outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
-    outbox.enqueue(conn, channel=channel, payload=blocks.refund_status_reply(before, after), parent_key=key)
+    outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key, priority=ROUTINE)
+    reply = blocks.refund_status_reply(before, after)
+    outbox.enqueue(conn, channel=channel, payload=reply, parent_key=key, priority=ROUTINE)
 
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")

@@ -43,6 +43,14 @@ KNOWN_TYPES = frozenset(
         "radar.early_fraud_warning.updated",
         "review.opened",
         "review.closed",
+        # Payouts (handlers/payouts.py): reconciliation, and failures to on-call
+        "payout.paid",
+        "payout.failed",
+        # Connect accounts (handlers/accounts.py)
+        "account.updated",
+        "account.application.authorized",
+        "account.application.deauthorized",
+        "capability.updated",
     }
 )
 

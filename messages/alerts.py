@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
@@ -211,3 +211,34 @@ def resolved_text(was: str | None) -> str:
 
 
 KEY_RECOVERED = "✅ No key errors from Stripe for a full window: resolved."
+
+
+def backlog_text(waited: timedelta, limit: timedelta, urgent: int, routine: int) -> str:
+    """The alert when urgent Stripe events wait too long to be applied."""
+    return (
+        f"🐢 Stripe events are waiting: the oldest urgent one (a dispute, fraud warning or refund) has been "
+        f"due for {_duration(waited)}, over the {_duration(limit)} allowed. Due now: {urgent:,} urgent, "
+        f"{routine:,} routine. Alerts and refund updates are late until the worker catches up "
+        "(more worker processes help; `/metrics` shows the backlog)."
+    )
+
+
+def backlog_recovered_text(limit: timedelta, minutes: int) -> str:
+    """The note that ends a backlog incident."""
+    return (
+        f"✅ Recovered: urgent Stripe events have been applied within {_duration(limit)} "
+        f"for a full {minutes}-minute window."
+    )
+
+
+def _duration(delta: timedelta) -> str:
+    """'45 s', '2 min 5 s', '14 min', '3 h 20 min'."""
+    seconds = int(delta.total_seconds())
+    minutes, rest = divmod(seconds, 60)
+    if minutes == 0:
+        return f"{seconds} s"
+    if minutes < 10:
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"

@@ -144,6 +144,10 @@ def payment_blocks(view: PaymentView, *, now: datetime) -> list[kit.Block]:
             for q in view.requests
         ]
         blocks.append(kit.section(_listing("Open refund requests", lines)))
+    if view.unreadable:
+        # Least privilege: what the key could not read is said in one line, the rest is shown.
+        missing = "; ".join(f"{what} (the Stripe key lacks *{permission}*)" for what, permission in view.unreadable)
+        blocks.append(kit.context(f"⚠️ Could not read {missing}."))
     link_target = view.focus if view.focus and kind_of(view.focus) == "dispute" else p.id
     ids_text = " · ".join(f"`{i}`" for i in (p.payment_intent_id, p.charge_id) if i)
     if p.account:

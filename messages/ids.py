@@ -21,3 +21,5 @@ REJECT_REASON_BLOCK = "reject_reason"
 INPUT = "value"  # the action id of each modal input
 ASSIGN_DISPUTE = "assign_dispute"
 EFW_REFUND = "efw_refund"
+ACK_INCIDENT = "ack_incident"  # *Acknowledge* on an incident alert (value: the incident id)
+NEXT_PAGE = "history_next_page"  # the Next button of /refunds mine, history and disputes

@@ -47,3 +47,38 @@ def review_event(event_id: str) -> str:
 def incident(incident_id: int) -> str:
     """An incident's alert (failure rates, a rejected key)."""
     return f"incident:{incident_id}"
+
+
+def incident_step(incident_id: int, step: str) -> str:
+    """A once-only reply in an incident's thread ('escalated', 'acknowledged')."""
+    return f"incident-step:{incident_id}:{step}"
+
+
+def account_problem(account: str, problem: str, event_id: str) -> str:
+    """A connected account's problem alert (the event that showed it names it)."""
+    return f"account:{account}:{problem}:{event_id}"
+
+
+def account_event(account: str, event_id: str, problem: str) -> str:
+    """A note an account event adds to a problem's thread (once per event)."""
+    return f"account-event:{account}:{event_id}:{problem}"
+
+
+def dispute_refresh(dispute_id: str, kind: str) -> str:
+    """The note when a dispute's evidence deadline passes (once)."""
+    return f"dispute-refresh:{dispute_id}:{kind}"
+
+
+def recon_day(account: str | None, day: str) -> str:
+    """A day's reconciliation report for one Stripe account (re-runs update it and reply in its thread)."""
+    return f"recon-day:{account or 'platform'}:{day}"
+
+
+def recon_payout(payout_id: str) -> str:
+    """A payout's reconciliation note."""
+    return f"recon-payout:{payout_id}"
+
+
+def payout_failed(payout_id: str) -> str:
+    """The on-call alert of a failed payout (once per payout)."""
+    return f"payout-failed:{payout_id}"

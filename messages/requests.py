@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.history import is_api_requester
 from domain.links import dashboard_url
 from domain.models import Draft, PaymentView, RefundRequest, refundable
 from domain.money import display_exponent, format_amount, to_major
@@ -46,6 +47,13 @@ def _money(req: RefundRequest) -> str:
     return format_amount(req.amount, req.currency)
 
 
+def requester_name(requested_by: str) -> str:
+    """A requester as people read it: a Slack mention, or the API key (another system) that filed it."""
+    if is_api_requester(requested_by):
+        return f"API key `{escape(requested_by.removeprefix('api:'))}`"
+    return f"<@{requested_by}>"
+
+
 def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: bool) -> dict:
     """The approval-channel message as it should look now."""
     p = view.payment if view else None
@@ -56,7 +64,7 @@ def approval_message(req: RefundRequest, view: PaymentView | None, *, livemode: 
         f"*Customer*\n{escape(p.customer_email) if p and p.customer_email else '—'}",
         f"*Payment*\n<{dashboard_url(req.payment_id, livemode=livemode, account=req.account)}|{req.payment_id}>",
         f"*Reason*\n{REASON_LABELS.get(req.reason, req.reason)}",
-        f"*Asked by*\n<@{req.requested_by}>",
+        f"*Asked by*\n{requester_name(req.requested_by)}",
     ]
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"*Refund request #{req.id}: {_money(req)}*")),
@@ -182,7 +190,8 @@ def reject_modal(req: RefundRequest) -> View:
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=f"Request #{req.id}: {_money(req)} on `{req.payment_id}`, asked by <@{req.requested_by}>."
+                    text=f"Request #{req.id}: {_money(req)} on `{req.payment_id}`, "
+                    f"asked by {requester_name(req.requested_by)}."
                 )
             ),
             InputBlock(
@@ -200,7 +209,7 @@ def pending_blocks(requests: list[RefundRequest], *, now: datetime) -> list[Bloc
         return [SectionBlock(text=MarkdownTextObject(text="No open refund requests. 🎉"))]
     lines = [
         f"#{r.id} {_money(r)} on `{r.payment_id}` · {STATUS_LINE.get(r.status, r.status)} · "
-        f"asked by <@{r.requested_by}> {slack_date(r.created_at)}"
+        f"asked by {requester_name(r.requested_by)} {slack_date(r.created_at)}"
         for r in requests
     ]
     text = f"*Open refund requests ({len(requests)})*\n" + "\n".join(lines)

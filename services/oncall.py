@@ -8,21 +8,26 @@ logical key, so a replayed event or a second worker never posts twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from domain.alerts import Limits, Window, channel_for, incident_step, reminders_due
+from domain.alerts import Limits, Window, backlog_step, channel_for, incident_step, reminders_due
 from domain.errors import NotFound
+from domain.escalation import silence_step
 from domain.models import Dispute, FraudWarning, Review
 from domain.policy import refusal_to_refund
+from domain.priority import ROUTINE, URGENT
 from messages import alerts as ab
 from messages import keys
+from messages import oncall as on
+from services import hooks, incidents
 from services.metrics import ALERTS
 from settings import Settings
 from store import alerts as store
-from store import audit, db, outbox
+from store import audit, db, homes, outbox
+from store import events as event_store
 from store import payments as payment_store
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ def dispute_changed(
     now: datetime,
 ) -> None:
     """Post the alert the first time; afterwards update it in place and say what changed in its thread."""
+    homes.mark_stale(conn, sections=["disputes"], now=now)  # on-call's Home tabs list open disputes
+    hooks.dispute_changed(conn, settings, before, after, now=now)  # dispute.opened / dispute.closed
     channel = _channel(settings, "disputes", current.account)
     if not channel:
         return
@@ -96,6 +103,7 @@ def assign_dispute(pool: ConnectionPool, settings: Settings, dispute_id: str, us
             stripe_ids=[dispute_id],
             at=now,
         )
+        homes.mark_stale(conn, sections=["disputes"], now=now)
         channel = _channel(settings, "disputes", dispute.account)
         if channel:
             key = keys.dispute(dispute_id)
@@ -147,6 +155,8 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
                         parent_key=keys.dispute(dispute_id),
                         payload=ab.reminder_note(dispute, kind, mention=mention, now=now),
                     )
+                    # The alert's "in 3 days" was true when it was posted: say how long is left now.
+                    _refresh_dispute_alert(conn, channel, dispute, now)
                 audit.record(
                     conn,
                     actor="system",
@@ -158,7 +168,44 @@ def send_reminders(pool: ConnectionPool, settings: Settings, now: datetime) -> i
                 )
                 ALERTS.labels("evidence_reminder").inc()
                 sent += 1
+    _refresh_passed_deadlines(pool, settings, now)
     return sent
+
+
+def _refresh_dispute_alert(conn: psycopg.Connection, channel: str, dispute: Dispute, now: datetime) -> None:
+    """Render a dispute's alert again as of now (its relative deadline, its owner)."""
+    view = _view(conn, dispute.payment_intent_id, dispute.charge_id)
+    outbox.enqueue(
+        conn,
+        channel=channel,
+        method="chat.update",
+        parent_key=keys.dispute(dispute.id),
+        payload=ab.dispute_message(dispute, view, now=now),
+    )
+
+
+def _refresh_passed_deadlines(pool: ConnectionPool, settings: Settings, now: datetime) -> int:
+    """Once an evidence deadline passes with no evidence, the alert says so instead of "in 1 day"."""
+    with db.connection(pool) as conn:
+        passed = store.deadline_passed(conn, now)
+    done = 0
+    for dispute_id in passed:
+        with db.transaction(pool) as conn:
+            if not store.mark_reminded(conn, dispute_id, "passed", now):
+                continue  # another worker did it
+            dispute = _dispute(conn, dispute_id)
+            channel = _channel(settings, "disputes", dispute.account)
+            if channel and outbox.exists(conn, keys.dispute(dispute_id)):
+                _refresh_dispute_alert(conn, channel, dispute, now)
+                outbox.enqueue(
+                    conn,
+                    channel=channel,
+                    parent_key=keys.dispute(dispute_id),
+                    message_key=keys.dispute_refresh(dispute_id, "passed"),
+                    payload={"text": on.deadline_passed_note(dispute.id)},
+                )
+            done += 1
+    return done
 
 
 # --- Radar ----------------------------------------------------------------------------------------------
@@ -259,50 +306,74 @@ def check_incidents(pool: ConnectionPool, settings: Settings, now: datetime) -> 
         action = _check_rate(pool, settings, kind, _limits(settings, rate), measure, describe, recovered, now)
         if action != "none":
             said.append(f"{kind}:{action}")
+    said += _check_account_rates(pool, settings, now)
+    backlog = _check_backlog(pool, settings, now)
+    if backlog != "none":
+        said.append(f"event_backlog:{backlog}")
     if _close_key_incident(pool, settings, now):
         said.append("stripe_key:recover")
+    # Last, so an incident that recovered in this round is not escalated.
+    said += [f"escalate:{incident_id}" for incident_id in incidents.escalate_due(pool, settings, now)]
+    return said
+
+
+def _check_account_rates(pool: ConnectionPool, settings: Settings, now: datetime) -> list[str]:
+    """Payment failure rates per Connect account, each routed to its account's alerts channel."""
+    minutes = int(settings.failure_rate_window.total_seconds() // 60)
+    rate = settings.failure_rate_threshold
+    with db.connection(pool) as conn:
+        accounts = store.rate_accounts(conn, "payment_failures", now - settings.failure_rate_window, now)
+    said = []
+    for account in accounts:
+
+        def measure(conn: psycopg.Connection, since: datetime, until: datetime, account: str = account) -> Window:
+            return store.account_payment_window(conn, account, since, until)
+
+        def describe(w: Window, title: str, account: str = account) -> str:
+            return ab.failure_rate_text(w, minutes, title=f"{title} `{account}`:")
+
+        def recovered(w: Window, account: str = account) -> str:
+            return ab.recovery_text(w, rate, minutes, what=f"payment failures on `{account}`")
+
+        limits = _limits(settings, rate)
+        action = _check_rate(pool, settings, "payment_failures", limits, measure, describe, recovered, now, account)
+        if action != "none":
+            said.append(f"payment_failures:{account}:{action}")
     return said
 
 
 def _check_rate(
-    pool, settings: Settings, kind: str, limits: Limits, measure, describe, recovered, now: datetime
+    pool,
+    settings: Settings,
+    kind: str,
+    limits: Limits,
+    measure,
+    describe,
+    recovered,
+    now: datetime,
+    account: str | None = None,
 ) -> str:
-    channel = _channel(settings, "alerts", None)
+    # Each step tells Slack (mentioning on-call), PagerDuty and the outgoing hooks at once.
     with db.transaction(pool) as conn:
-        store.serialize(conn, kind)
+        store.serialize(conn, f"{kind}:{account}" if account else kind)
         window: Window = measure(conn, now - limits.window, now)
-        current = store.open_incident(conn, kind)
+        current = store.open_incident(conn, kind, account)
         step = incident_step(current.as_incident() if current else None, window, limits, now)
         if step.action == "open":
             text = describe(window, "🚨")
-            incident_id = store.open_new(
-                conn, kind, window.rate, now, {"attempts": window.attempts, "failures": window.failures, "text": text}
-            )
-            if incident_id is not None and channel:
-                outbox.enqueue(conn, channel=channel, message_key=keys.incident(incident_id), payload={"text": text})
+            details = {"attempts": window.attempts, "failures": window.failures, "text": text}
+            incident_id = store.open_new(conn, kind, window.rate, now, details, account)
+            if incident_id is not None:
+                incidents.opened(conn, settings, incident_id, text, now=now)
                 ALERTS.labels(kind).inc()
         elif current is not None and step.action == "worse":
             text = describe(window, "🚨 (worse)")
             store.notified(conn, current.id, window.rate, now, {"text": text})
-            if channel:
-                key = keys.incident(current.id)
-                outbox.enqueue(conn, channel=channel, method="chat.update", parent_key=key, payload={"text": text})
-                outbox.enqueue(
-                    conn,
-                    channel=channel,
-                    parent_key=key,
-                    payload={"text": describe(window, "⬆️ Worse:"), "reply_broadcast": True},
-                )
+            incidents.worse(conn, settings, current.id, text, describe(window, "⬆️ Worse:"), now=now)
         elif current is not None and step.action == "recover":
             store.close(conn, current.id, now, step.healthy_since)
-            if channel:
-                key = keys.incident(current.id)
-                text = recovered(window)
-                outbox.enqueue(conn, channel=channel, parent_key=key, payload={"text": text, "reply_broadcast": True})
-                was = current.details.get("text", "")
-                outbox.enqueue(
-                    conn, channel=channel, method="chat.update", parent_key=key, payload={"text": ab.resolved_text(was)}
-                )
+            was = current.details.get("text", "")
+            incidents.resolved(conn, settings, current.id, recovered(window), was, now=now)
         elif current is not None and step.healthy_since != current.healthy_since:
             store.health(conn, current.id, step.healthy_since, now)
         if step.action != "none":
@@ -311,8 +382,8 @@ def _check_rate(
                 actor="system",
                 surface="worker",
                 action=f"incident.{step.action}",
-                subject=kind,
-                details={"rate": window.rate, "attempts": window.attempts},
+                subject=f"{kind}:{account}" if account else kind,
+                details={"rate": window.rate, "attempts": window.attempts, "account": account},
                 at=now,
             )
         return step.action
@@ -327,15 +398,12 @@ def report_key_problem(pool: ConnectionPool, settings: Settings, kind: str, now:
         if current is not None:
             store.seen(conn, current.id, now)
             return
-        incident_id = store.open_new(conn, "stripe_key", None, now, {"kind": kind})
-        if incident_id is not None and channel:
-            outbox.enqueue(
-                conn,
-                channel=channel,
-                message_key=keys.incident(incident_id),
-                payload={"text": ab.key_problem_text(kind)},
-            )
-            ALERTS.labels("stripe_key").inc()
+        text = ab.key_problem_text(kind)
+        incident_id = store.open_new(conn, "stripe_key", None, now, {"kind": kind, "text": text})
+        if incident_id is not None:
+            incidents.opened(conn, settings, incident_id, text, now=now)
+            if channel:
+                ALERTS.labels("stripe_key").inc()
         audit.record(
             conn,
             actor="stripe",
@@ -355,12 +423,123 @@ def _close_key_incident(pool: ConnectionPool, settings: Settings, now: datetime)
         if current is None or now - current.last_seen_at < settings.failure_rate_window:
             return False
         store.close(conn, current.id, now, current.last_seen_at)
-        channel = _channel(settings, "alerts", None)
-        if channel:
-            outbox.enqueue(
-                conn,
-                channel=channel,
-                parent_key=keys.incident(current.id),
-                payload={"text": ab.KEY_RECOVERED, "reply_broadcast": True},
-            )
+        incidents.resolved(conn, settings, current.id, ab.KEY_RECOVERED, current.details.get("text"), now=now)
         return True
+
+
+def _check_backlog(pool: ConnectionPool, settings: Settings, now: datetime) -> str:
+    """Urgent Stripe events waiting longer than BACKLOG_ALERT_SECONDS: one alert, one recovery."""
+    limit = timedelta(seconds=settings.backlog_alert_seconds)
+    minutes = int(settings.failure_rate_window.total_seconds() // 60)
+    with db.transaction(pool) as conn:
+        store.serialize(conn, "event_backlog")
+        waiting = event_store.backlog(conn, now)
+        urgent, routine = waiting.get(URGENT), waiting.get(ROUTINE)
+        since = urgent.oldest_due_since if urgent else None
+        waited = max(timedelta(0), now - since) if since else timedelta(0)
+        current = store.open_incident(conn, "event_backlog")
+        step = backlog_step(
+            current.as_incident() if current else None,
+            waited=waited,
+            limit=limit,
+            window=settings.failure_rate_window,
+            now=now,
+        )
+        if step.action == "open":
+            text = ab.backlog_text(waited, limit, urgent.due if urgent else 0, routine.due if routine else 0)
+            details = {"waited_seconds": waited.total_seconds(), "text": text}
+            incident_id = store.open_new(conn, "event_backlog", None, now, details)
+            if incident_id is not None:
+                incidents.opened(conn, settings, incident_id, text, now=now)
+                ALERTS.labels("event_backlog").inc()
+        elif current is not None and step.action == "recover":
+            store.close(conn, current.id, now, step.healthy_since)
+            note = ab.backlog_recovered_text(limit, minutes)
+            incidents.resolved(conn, settings, current.id, note, current.details.get("text"), now=now)
+        elif current is not None and step.healthy_since != current.healthy_since:
+            store.health(conn, current.id, step.healthy_since, now)
+        if step.action != "none":
+            audit.record(
+                conn,
+                actor="system",
+                surface="worker",
+                action=f"incident.{step.action}",
+                subject="event_backlog",
+                details={"waited_seconds": waited.total_seconds()},
+                at=now,
+            )
+        return step.action
+
+
+# --- webhook delivery and silence (the worker's delivery check) -----------------------------------------
+
+
+def check_delivery(
+    pool: ConnectionPool,
+    settings: Settings,
+    *,
+    undelivered: int,
+    fetched: int,
+    last_webhook: datetime | None,
+    stripe_has_newer: bool,
+    now: datetime,
+) -> list[str]:
+    """Incidents from what Stripe says of its deliveries: too many failed, or the endpoint went silent."""
+    minutes = int(settings.failure_rate_window.total_seconds() // 60)
+    # Every event Stripe could not deliver is a fact, not a sample: no minimum volume.
+    limits = Limits(rate=settings.webhook_failure_threshold, min_attempts=1, window=settings.failure_rate_window)
+
+    def measure(conn: psycopg.Connection, since: datetime, until: datetime) -> Window:
+        # What Stripe created in the window (we hold them all now) against what it could not deliver.
+        return Window(max(store.events_created(conn, since, until), undelivered), undelivered)
+
+    def describe(w: Window, title: str) -> str:
+        return on.delivery_text(w, minutes, fetched=fetched, title=title)
+
+    def recovered(w: Window) -> str:
+        return on.delivery_recovered(minutes)
+
+    said = []
+    action = _check_rate(pool, settings, "webhook_delivery", limits, measure, describe, recovered, now)
+    if action != "none":
+        said.append(f"webhook_delivery:{action}")
+    action = _check_silence(pool, settings, last_webhook, stripe_has_newer, now)
+    if action != "none":
+        said.append(f"webhook_silence:{action}")
+    return said
+
+
+def _check_silence(
+    pool: ConnectionPool, settings: Settings, last_webhook: datetime | None, stripe_has_newer: bool, now: datetime
+) -> str:
+    with db.transaction(pool) as conn:
+        store.serialize(conn, "webhook_silence")
+        current = store.open_incident(conn, "webhook_silence")
+        step = silence_step(
+            incident_open=current is not None,
+            last_arrival=last_webhook,
+            stripe_has_newer=stripe_has_newer,
+            now=now,
+            silence=settings.webhook_silence,
+        )
+        if step == "open" and last_webhook is not None:
+            minutes = int(settings.webhook_silence.total_seconds() // 60)
+            text = on.silence_text(last_webhook, minutes)
+            incident_id = store.open_new(conn, "webhook_silence", None, now, {"text": text})
+            if incident_id is not None:
+                incidents.opened(conn, settings, incident_id, text, now=now)
+                ALERTS.labels("webhook_silence").inc()
+        elif step == "recover" and current is not None:
+            store.close(conn, current.id, now, last_webhook)
+            incidents.resolved(conn, settings, current.id, on.SILENCE_RECOVERED, current.details.get("text"), now=now)
+        if step != "none":
+            audit.record(
+                conn,
+                actor="system",
+                surface="worker",
+                action=f"incident.{step}",
+                subject="webhook_silence",
+                details={"last_webhook": last_webhook.isoformat() if last_webhook else None},
+                at=now,
+            )
+        return step

@@ -23,13 +23,13 @@ from domain import stripe_mapping as sm
 from domain.errors import DeskError, NotFound, StripeRateLimited, StripeUnavailable
 from domain.models import Draft, Refund, RefundRequest, refundable
 from domain.money import AmountError, format_amount, parse_amount
-from domain.policy import Roles, approvals_needed, refusal_to_decide, refusal_to_refund
+from domain.policy import Roles, approvals_needed, is_user_id, refusal_to_decide, refusal_to_refund
 from messages import keys
 from messages import requests as rb
-from services import lookup
+from services import hooks, lookup
 from services.deps import Context
 from settings import Settings
-from store import audit, db, drafts, outbox
+from store import audit, db, drafts, homes, outbox
 from store import payments as payment_store
 from store import requests as store
 
@@ -53,6 +53,14 @@ REQUEST_STATUS_OF_REFUND = {
 
 class RequestRefused(DeskError):
     """This refund cannot be requested."""
+
+    def __init__(self, message: str | None = None, *, field: str = "payment"):
+        super().__init__(message)
+        self.field = field  # which part of the request is refused (the API names it)
+
+
+class AlreadyPending(RequestRefused):
+    """A request for this payment is already waiting for approval."""
 
 
 class DecisionRefused(DeskError):
@@ -98,8 +106,11 @@ def _announce(
             outbox.enqueue(conn, channel=channel, method="chat.update", payload=message, parent_key=key)
         if thread:
             outbox.enqueue(conn, channel=channel, payload={"text": thread}, parent_key=key)
-    if requester:
+    # Another system (an API key) has no Slack DM to tell; it reads the request back through the API.
+    if requester and is_user_id(req.requested_by):
         outbox.enqueue(conn, channel=req.requested_by, payload=rb.requester_note(req, requester))
+    # Home tabs that show this request: its requester's, and every approver's waiting list.
+    homes.mark_stale(conn, users=[req.requested_by], sections=["approvals"], now=req.updated_at)
 
 
 # --- asking -------------------------------------------------------------------------------------------
@@ -129,22 +140,34 @@ def ask(
     roles: Roles,
     via: str,
     now: datetime,
+    needs_approver: bool = False,
+    account: str | None = None,
 ) -> RefundRequest | Draft:
     """File a request, or, when it would run at once, a draft its requester must confirm first.
 
     amount_text None asks for everything still refundable. Raises RequestRefused with the reason.
+    needs_approver: a person other than the requester must approve it, whatever the roles and
+    thresholds say (requests from other systems through the API never run at once).
     """
     if not roles.requester:
         raise RequestRefused("You are not allowed to ask for refunds (see REQUESTERS); ask someone who is.")
     if reason not in REASONS:
-        raise RequestRefused("The reason must be requested_by_customer, duplicate or fraudulent.")
-    view = lookup.from_store(ctx.pool, payment_id) or lookup.from_stripe(ctx.pool, ctx.stripe, payment_id, now=now)
+        raise RequestRefused("The reason must be requested_by_customer, duplicate or fraudulent.", field="reason")
+    # A connected account's payment we do not hold yet: the account named, or the known ones tried.
+    view = lookup.from_store(ctx.pool, payment_id) or lookup.from_stripe(
+        ctx.pool,
+        ctx.stripe,
+        payment_id,
+        now=now,
+        account=account,
+        search_accounts=ctx.settings.connect_lookup_accounts,
+    )
     amount = None
     if amount_text is not None:
         try:
             amount = parse_amount(amount_text, view.payment.currency)
         except AmountError as exc:
-            raise RequestRefused(str(exc)) from exc
+            raise RequestRefused(str(exc), field="amount") from exc
     with db.transaction(ctx.pool) as conn:
         return _file(
             conn,
@@ -158,6 +181,7 @@ def ask(
             via=via,
             now=now,
             confirmed=False,
+            needs_approver=needs_approver,
         )
 
 
@@ -208,6 +232,7 @@ def _file(
     now: datetime,
     confirmed: bool,
     currency: str | None = None,
+    needs_approver: bool = False,
 ) -> RefundRequest | Draft:
     if not store.lock_payment(conn, payment_id):
         raise RequestRefused("The payment could not be saved just now; try again in a minute.")
@@ -220,13 +245,14 @@ def _file(
     currency = fresh.payment.currency
     existing = store.pending_for(conn, fresh.payment.id)
     if existing:
-        raise RequestRefused(
+        raise AlreadyPending(
             f"Request #{existing.id} for {format_amount(existing.amount, currency)} on "
             f"`{fresh.payment.id}` is already waiting for approval."
         )
     refusal = refusal_to_refund(fresh, amount)
     if refusal:
-        raise RequestRefused(refusal)
+        # Refusable whatever the amount: the payment is the problem; otherwise the amount is.
+        raise RequestRefused(refusal, field="payment" if refusal_to_refund(fresh, None) else "amount")
     amount = amount or refundable(fresh)
     settings = ctx.settings
     self_approved, requested = store.prior(conn, fresh.payment.id, user)
@@ -239,6 +265,8 @@ def _file(
         self_approved_before=self_approved,
         requested_before=requested,
     )
+    if needs_approver:
+        needed = max(needed, 1)
     if needed == 0 and not confirmed:
         # No second person will look at it: the requester sees the exact amount and confirms it first.
         drafts.discard_expired(conn, now)
@@ -271,10 +299,11 @@ def _file(
     )
     if req is None:
         # Two people asked at the same moment; the other request is the one that waits.
-        raise RequestRefused(f"A request for `{fresh.payment.id}` is already waiting for approval.")
-    _audit(conn, req, "request.created", user, "slack", now, reason=reason, approvals_needed=needed)
+        raise AlreadyPending(f"A request for `{fresh.payment.id}` is already waiting for approval.")
+    surface = "api" if via == "api" else "slack"
+    _audit(conn, req, "request.created", user, surface, now, reason=reason, approvals_needed=needed)
     if needed == 0:
-        _audit(conn, req, "request.approved", user, "slack", now, why="approver within the threshold, confirmed")
+        _audit(conn, req, "request.approved", user, surface, now, why="approver within the threshold, confirmed")
     _announce(conn, ctx.settings, req, "filed", first=True)
     return req
 
@@ -400,7 +429,9 @@ def record_refund(ctx: Context, request_id: int, refund_json: dict, *, now: date
         if req is None:
             raise NotFound(f"There is no refund request #{request_id}.")
         # Same lock order as the webhook path (refund row, then request row): no deadlock between them.
-        payment_store.save_refund(conn, _linked(refund, req))
+        saved = payment_store.save_refund(conn, _linked(refund, req))
+        if saved.after is not None:  # other systems hear of it (OUTGOING_WEBHOOKS), whoever stored it first
+            hooks.refund_changed(conn, ctx.settings, saved.before, saved.after, now=now)
         return follow(conn, ctx.settings, req, refund, now=now, surface="worker") or store.get(conn, request_id) or req
 
 

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from domain.errors import DeskError
-from domain.policy import RoleConfig, Roles, is_approver, is_oncall, is_requester, roles_of
+from domain.policy import RoleConfig, Roles, is_approver, is_oncall, is_requester, is_viewer, roles_of
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class RoleDirectory:
 
     def __init__(self, settings: Settings, client: WebClient, *, clock: Callable[[], float] = time.monotonic):
         oncall = frozenset({settings.oncall_group}) if settings.oncall_group else frozenset()
-        self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins, oncall)
+        self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins, oncall, settings.viewers)
         self.client = client
         self.ttl = settings.usergroup_cache_seconds
         self.clock = clock
@@ -76,3 +76,15 @@ class RoleDirectory:
     def may_take_disputes(self, user: str) -> bool:
         """Approvers, admins and ONCALL_GROUP members may take a dispute."""
         return is_oncall(user, self.config, self._members)
+
+    def may_view(self, user: str) -> bool:
+        """VIEWERS (everyone when unset), approvers and admins may see payment details."""
+        return is_viewer(user, self.config, self._members)
+
+    def may_request(self, user: str) -> bool:
+        """Whether the user may ask for refunds (REQUESTERS)."""
+        return is_requester(user, self.config, self._members)
+
+    def may_decide(self, user: str) -> bool:
+        """Whether the user may approve or reject (APPROVERS and ADMINS)."""
+        return is_approver(user, self.config, self._members)

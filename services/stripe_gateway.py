@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,10 +13,12 @@ import stripe
 from domain.errors import (
     DeskError,
     NotFound,
+    StripePermissionMissing,
     StripeRateLimited,
     StripeRejectedKey,
     StripeUnavailable,
 )
+from domain.permissions import missing_permission, stripe_name
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,19 +46,25 @@ class StripeError(DeskError):
 
 
 @contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Turn stripe-python exceptions into ours, logging Stripe's request id."""
+def translated(what: str, resource: str | None = None) -> Iterator[None]:
+    """Turn stripe-python exceptions into ours, logging Stripe's request id.
+
+    `resource` (domain.permissions: 'disputes', 'events', …) names the permission a 403 means when
+    Stripe's message does not.
+    """
     try:
         yield
     except stripe.AuthenticationError as exc:
         log.error("Stripe rejected the API key during %s (request %s)", what, exc.request_id)
         raise StripeRejectedKey() from exc
     except stripe.PermissionError as exc:
-        log.error("Stripe key lacks a permission for %s (request %s)", what, exc.request_id)
-        raise StripeRejectedKey(
-            "Our Stripe key is not allowed to do that: ask the engineer who deployed the bot "
-            "to grant the restricted key the permissions listed in the README."
-        ) from exc
+        if exc.code == "account_invalid":
+            # A connected account we may no longer reach (disconnected, or never ours): not a key problem.
+            raise NotFound("Stripe says we have no access to that connected account (it may be disconnected).") from exc
+        said = exc.user_message or str(exc)
+        permission = missing_permission(resource, said)
+        log.error("Stripe key lacks %s for %s (request %s)", permission, what, exc.request_id)
+        raise StripePermissionMissing(permission, stripe_name=stripe_name(said), what=what) from exc
     except stripe.RateLimitError as exc:
         log.warning("Stripe rate-limited %s (request %s)", what, exc.request_id)
         raise StripeRateLimited() from exc
@@ -95,12 +104,14 @@ class StripeGateway:
         # A person is waiting on a lookup: retry once, not as often as background work does.
         self._lookup_options: Any = {"max_network_retries": lookup_retries}
 
-    def _get(self, what: str, call: Callable[[], Any]) -> Json:
+    def _get(self, what: str, call: Callable[[], Any], resource: str | None = None) -> Json:
         try:
-            with translated(what):
+            with translated(what, resource):
                 return call().to_dict()
         except StripeRejectedKey as exc:
-            if self.on_key_rejected:
+            # A missing permission is named where it bites (a lookup's line, a request's thread) and by
+            # `refund-desk doctor`; a key withheld on purpose (least privilege) must not keep paging.
+            if self.on_key_rejected and not isinstance(exc, StripePermissionMissing):
                 kind = "permission" if isinstance(exc.__cause__, stripe.PermissionError) else "authentication"
                 try:
                     self.on_key_rejected(kind)
@@ -123,6 +134,7 @@ class StripeGateway:
             lambda: v1.payment_intents.retrieve(
                 pi_id, params={"expand": ["latest_charge"]}, options=self.options(account)
             ),
+            "payment_intents",
         )
 
     def charge(self, charge_id: str, account: str | None = None) -> Json:
@@ -131,6 +143,7 @@ class StripeGateway:
         return self._get(
             f"retrieve {charge_id}",
             lambda: v1.charges.retrieve(charge_id, options=self.options(account)),
+            "charges",
         )
 
     def refund(self, refund_id: str, account: str | None = None) -> Json:
@@ -139,6 +152,7 @@ class StripeGateway:
         return self._get(
             f"retrieve {refund_id}",
             lambda: v1.refunds.retrieve(refund_id, options=self.options(account)),
+            "charges",
         )
 
     def dispute(self, dispute_id: str, account: str | None = None) -> Json:
@@ -147,6 +161,7 @@ class StripeGateway:
         return self._get(
             f"retrieve {dispute_id}",
             lambda: v1.disputes.retrieve(dispute_id, options=self.options(account)),
+            "disputes",
         )
 
     def create_refund(
@@ -193,13 +208,105 @@ class StripeGateway:
         params: Any = {"limit": 100}
         params.update({"payment_intent": payment_intent} if payment_intent else {"charge": charge})
         v1 = self.client.v1
-        return self._get("list refunds", lambda: v1.refunds.list(params=params, options=self.options(account)))["data"]
+        return self._get(
+            "list refunds", lambda: v1.refunds.list(params=params, options=self.options(account)), "charges"
+        )["data"]
 
     def disputes_for(self, *, payment_intent: str | None, charge: str | None, account: str | None = None) -> list[Json]:
         """Every dispute of a payment."""
         params: Any = {"limit": 100}
         params.update({"payment_intent": payment_intent} if payment_intent else {"charge": charge})
         v1 = self.client.v1
-        return self._get("list disputes", lambda: v1.disputes.list(params=params, options=self.options(account)))[
-            "data"
-        ]
+        return self._get(
+            "list disputes", lambda: v1.disputes.list(params=params, options=self.options(account)), "disputes"
+        )["data"]
+
+    def connected_accounts(self, *, most: int = 1000) -> list[Json]:
+        """The platform's connected accounts (Connect), newest first, at most `most`."""
+        found: list[Json] = []
+        v1 = self.client.v1
+        with translated("list accounts", "accounts"):
+            for account in v1.accounts.list(params={"limit": 100}).auto_paging_iter():
+                found.append(account.to_dict())
+                if len(found) >= most:
+                    break
+        return found
+
+    def probe(self, resource: str) -> None:
+        """A harmless read proving the key may read `resource` (domain.permissions); raises our errors.
+
+        Never reports to on-call: `refund-desk doctor` asks, and it changes nothing.
+        """
+        v1 = self.client.v1
+        lists: dict[str, Callable[[], Any]] = {
+            "payment_intents": lambda: v1.payment_intents.list(params={"limit": 1}),
+            "charges": lambda: v1.charges.list(params={"limit": 1}),
+            "refunds": lambda: v1.refunds.list(params={"limit": 1}),
+            "disputes": lambda: v1.disputes.list(params={"limit": 1}),
+            "events": lambda: v1.events.list(params={"limit": 1}),
+            "accounts": lambda: v1.accounts.list(params={"limit": 1}),
+            "balance_transactions": lambda: v1.balance_transactions.list(params={"limit": 1}),
+            "payouts": lambda: v1.payouts.list(params={"limit": 1}),
+        }
+        with translated(f"check {resource}", resource):
+            lists[resource]()
+
+    # --- finance: balance transactions and payouts, read as raw JSON ------------------------------------
+    # A day may hold a million balance transactions: pages are parsed with json.loads, never turned
+    # into StripeObject trees, and handed on one at a time.
+
+    def _raw_get(self, what: str, path: str, params: dict[str, Any], account: str | None, resource: str) -> Json:
+        opts: dict[str, Any] = {"stripe_account": account} if account else {}
+        return self._get(what, lambda: _Body(self.client.raw_request("get", path, **params, **opts)), resource)
+
+    def balance_transaction_pages(
+        self,
+        *,
+        account: str | None,
+        created_from: int | None = None,
+        created_before: int | None = None,
+        payout: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[list[Json]]:
+        """Balance transactions, newest first, one page at a time: those created in [from, before), or of a payout."""
+        params: dict[str, Any] = {"limit": page_size}
+        created = {k: v for k, v in (("gte", created_from), ("lt", created_before)) if v is not None}
+        if created:
+            params["created"] = created
+        if payout:
+            params["payout"] = payout
+        while True:
+            page = self._raw_get(
+                "list balance transactions", "/v1/balance_transactions", params, account, "balance_transactions"
+            )
+            data = page.get("data") or []
+            if data:
+                yield data
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+
+    def balance_transaction(self, txn_id: str, account: str | None = None) -> Json:
+        """One balance transaction with its source expanded (the refund, charge, dispute or payout behind it)."""
+        return self._raw_get(
+            f"retrieve {txn_id}",
+            f"/v1/balance_transactions/{txn_id}",
+            {"expand": ["source"]},
+            account,
+            "balance_transactions",
+        )
+
+    def payout(self, payout_id: str, account: str | None = None) -> Json:
+        """A payout."""
+        return self._raw_get(f"retrieve {payout_id}", f"/v1/payouts/{payout_id}", {}, account, "payouts")
+
+
+class _Body:
+    """A raw response whose to_dict() parses its JSON body, for _get."""
+
+    def __init__(self, response: Any):
+        self._response = response
+
+    def to_dict(self) -> Json:
+        """The body as plain JSON."""
+        return json.loads(self._response.body)

@@ -20,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from standins.slack_files import FilesMixin
+from standins.slack_history import HistoryMixin
+
 __all__ = ["SlackCall", "SlackStandIn"]
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ DEFAULT_TIMEOUT_DELAY = 30.0
 DEFAULT_SCOPES = (
     "chat:write",
     "commands",
+    "channels:history",
+    "groups:history",
     "channels:read",
     "usergroups:read",
     "users:read",
@@ -191,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class SlackStandIn:
+class SlackStandIn(FilesMixin, HistoryMixin):
     """A stateful, fault-injectable fake of slack.com/api and response URLs on 127.0.0.1."""
 
     def __init__(
@@ -249,8 +254,14 @@ class SlackStandIn:
             "views.publish": self._views_publish,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "chat.getPermalink": self._chat_get_permalink,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete,
         }
+        self._init_files()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -338,6 +349,12 @@ class SlackStandIn:
         """Snapshot of view id -> the view as last opened or updated."""
         with self._cond:
             return copy.deepcopy(self._views)
+
+    @property
+    def homes(self) -> dict[str, dict[str, Any]]:
+        """Snapshot of user id -> their Home tab as last published."""
+        with self._cond:
+            return copy.deepcopy(self._homes)
 
     def responses(self, key: str) -> list[dict[str, Any]]:
         """JSON bodies accepted by that response URL, in order."""
@@ -459,6 +476,11 @@ class SlackStandIn:
         if parts.path.startswith(prefix) and command == "POST":
             key = unquote(parts.path[len(prefix) :])
             return self._handle_response_url(key, headers, raw, at)
+        if parts.path.startswith("/upload/v1/") and command == "POST":
+            status, text = self._files_upload(parts.path[len("/upload/v1/") :], raw)
+            with self._cond:
+                self._record(SlackCall("upload", {"bytes": len(raw)}, headers, status, at))
+            return _text(status, text), self.latency
         return _text(404, "Not Found"), self.latency
 
     @staticmethod
@@ -636,6 +658,8 @@ class SlackStandIn:
             if parent is not None:
                 message["thread_ts"] = thread_ts
                 message["parent_user_id"] = parent["user"]
+                if _truthy(args.get("reply_broadcast")):
+                    message["subtype"] = "thread_broadcast"  # also shown in the channel's history
                 parent["thread_ts"] = thread_ts
                 parent["reply_count"] = parent.get("reply_count", 0) + 1
                 users = parent.setdefault("reply_users", [])
@@ -665,7 +689,7 @@ class SlackStandIn:
         error = self._channel_error(channel)
         if error:
             return _err(error)
-        content_error = self._content_error(args)
+        content_error = self._content_error(args) or self._metadata_error(args)
         if content_error:
             return content_error
         thread_ts: str | None = None
@@ -804,6 +828,21 @@ class SlackStandIn:
         view = self._build_view(args["view"], view_id, view_id, None)
         self._homes[user] = view
         return {"ok": True, "view": copy.deepcopy(view)}
+
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        """chat.getPermalink of a stored message (shaped like the docs example)."""
+        channel = str(args.get("channel") or "")
+        error = self._channel_error(channel)
+        if error:
+            return _err(error)
+        ts = str(args.get("message_ts") or "")
+        if self._find_message(channel, ts) is None:
+            return _err("message_not_found")
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://standin.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         """usergroups.users.list: a plain list of user ids."""

@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from standins.stripe_ledger import LedgerMixin
+
 __all__ = [
     "DEFAULT_API_VERSION",
     "StripeError",
@@ -126,6 +128,7 @@ EXPANDABLE = frozenset(
         "payment_intent",
         "payment_method",
         "review",
+        "source",  # balance transactions: the charge, refund, dispute or payout behind it
         "source_transfer",
         "source_transfer_reversal",
         "transfer",
@@ -418,7 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------- the stand-in
 
 
-class StripeStandIn:
+class StripeStandIn(LedgerMixin):
     """An in-process fake of api.stripe.com/v1 for the real SDK.
 
     Use as ``with StripeStandIn() as s: StripeClient(key, base_addresses={"api": s.url})``.
@@ -437,12 +440,17 @@ class StripeStandIn:
         self.events: list[JSON] = []
         self.webhook_attempts: list[JSON] = []  # one entry per delivery try
         self.internal_errors: list[str] = []  # tracebacks of bugs here, answered as 500s
+        self.webhook_max_tries = WEBHOOK_MAX_TRIES  # tests lower it to give up on a dead endpoint fast
+        self.platform_account = "acct_1StandInPlatform"  # named in permission errors, as Stripe does
+        self._denied: dict[str, str] = {}  # path prefix -> the permission a restricted key lacks
+        self._delivered: dict[str, bool | None] = {}  # event id -> delivered to every endpoint (None: trying)
         self._lock = threading.RLock()
         self._objects: dict[str, JSON] = {}
         self._scope: dict[str, str | None] = {}  # id -> connected account (None: platform)
         self._seq: dict[str, int] = {}  # id -> insertion order, breaks `created` ties
         self._counter = itertools.count()
         self._last_ts = 0
+        self._init_ledger()  # payouts, fees, a settable clock, the balance-transaction index
         self._outcomes: dict[str, tuple[str | None, str]] = {}
         self._faults: list[_Fault] = []
         self._idem: dict[tuple[str, str | None, str], _IdemEntry] = {}
@@ -548,6 +556,56 @@ class StripeStandIn:
         """Forget pending fail_next/hang_next injections."""
         with self._lock:
             self._faults.clear()
+
+    def deny(self, path_prefix: str, permission: str) -> None:
+        """Act as a restricted key without `permission` (e.g. 'rak_dispute_read') for paths under the prefix:
+        403 with Stripe's message naming it, until allow()."""
+        with self._lock:
+            self._denied[path_prefix] = permission
+
+    def allow(self) -> None:
+        """Every permission again."""
+        with self._lock:
+            self._denied.clear()
+
+    def add_account(
+        self,
+        account_id: str | None = None,
+        *,
+        name: str | None = None,
+        charges_enabled: bool = True,
+        payouts_enabled: bool = True,
+    ) -> JSON:
+        """Seed a connected account of the platform (GET /v1/accounts lists it; Stripe-Account reaches it)."""
+        with self._lock:
+            account = _ordered(
+                {
+                    "id": account_id or new_id("acct"),
+                    "object": "account",
+                    "business_profile": {"name": name, "url": None},
+                    "capabilities": {"card_payments": "active", "transfers": "active"},
+                    "charges_enabled": charges_enabled,
+                    "country": "US",
+                    "created": self._tick(),
+                    "default_currency": "usd",
+                    "details_submitted": True,
+                    "email": None,
+                    "metadata": {},
+                    "payouts_enabled": payouts_enabled,
+                    "requirements": {
+                        "current_deadline": None,
+                        "currently_due": [],
+                        "disabled_reason": None,
+                        "errors": [],
+                        "eventually_due": [],
+                        "past_due": [],
+                        "pending_verification": [],
+                    },
+                    "type": "standard",
+                }
+            )
+            self._store(account, None)
+            return copy.deepcopy(account)
 
     def refund_outcome_for_charge(
         self, charge_id: str, *, error_code: str | None = None, refund_status: str = "pending"
@@ -769,7 +827,8 @@ class StripeStandIn:
     def _deliver(self, event: JSON, url: str, secret: str) -> None:
         body = json.dumps(event, indent=2)
         delay = WEBHOOK_FIRST_BACKOFF
-        for attempt in range(1, WEBHOOK_MAX_TRIES + 1):
+        tries = max(1, self.webhook_max_tries)
+        for attempt in range(1, tries + 1):
             ts = int(time.time())
             sig = hmac.new(secret.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
             status, error = _post(url, body, f"t={ts},v1={sig}")
@@ -784,8 +843,10 @@ class StripeStandIn:
                 }
             )
             if status is not None and 200 <= status < 300:
+                self._delivered[event["id"]] = True
                 return
-            if attempt == WEBHOOK_MAX_TRIES or self._stopping.wait(delay):
+            if attempt == tries or self._stopping.wait(delay):
+                self._delivered[event["id"]] = False  # what `delivery_success=false` lists from now on
                 return
             delay *= 2
 
@@ -839,6 +900,7 @@ class StripeStandIn:
         try:
             self._authenticate(req)
             route, ids = self._route(req)
+            self._check_permission(req)
         except StripeError as exc:
             return self._answer(_error(exc, req))
         key = req.headers.get("idempotency-key")
@@ -1064,22 +1126,28 @@ class StripeStandIn:
                 "payout",
             ),
             route("GET", "/v1/balance_transactions/{id}", retrieve("balance_transaction"), "expand"),
+            route("GET", "/v1/payouts", self._list_payouts, *_LIST_PARAMS, "status", "destination", "arrival_date"),
+            route("GET", "/v1/payouts/{id}", retrieve("payout"), "expand"),
             route("GET", "/v1/events", self._list_events, *_LIST_PARAMS, "type", "types", "delivery_success"),
             route("GET", "/v1/events/{id}", retrieve("event"), "expand"),
+            route("GET", "/v1/accounts", self._list_accounts, *_LIST_PARAMS),
+            route("GET", "/v1/accounts/{id}", self._retrieve_account, "expand"),
             route("GET", "/v1/payment_methods/{id}", retrieve("payment_method"), "expand"),
         ]
 
     # ------------------------------------------------------------------ state helpers
 
     def _tick(self) -> int:
-        # Wall clock, but never going backwards: event order == created order.
-        self._last_ts = max(self._last_ts, int(time.time()))
+        # Wall clock (or set_clock's), but never going backwards: event order == created order.
+        self._last_ts = max(self._last_ts, int(self._now()))
         return self._last_ts
 
     def _store(self, obj: JSON, account: str | None) -> None:
         self._objects[obj["id"]] = obj
         self._scope[obj["id"]] = account
         self._seq[obj["id"]] = next(self._counter)
+        if obj.get("object") == "balance_transaction":
+            self._ledger_add(obj)
 
     def _visible(self, obj_id: str, account: str | None) -> JSON | None:
         obj = self._objects.get(obj_id)
@@ -1123,6 +1191,8 @@ class StripeStandIn:
             event["data"]["previous_attributes"] = previous
         self._store(event, account)
         self.events.append(event)
+        # With no endpoint there is nothing to deliver: Stripe counts that as delivered.
+        self._delivered[event["id"]] = None if endpoint is not None else True
         if endpoint is not None:
             with self._wh_cond:
                 self._wh_queue.append((copy.deepcopy(event), *endpoint))
@@ -1943,9 +2013,8 @@ class StripeStandIn:
         return self._list(req, "dispute", "/v1/disputes", _matcher(filters))
 
     def _list_balance_transactions(self, req: _Req) -> JSON:
-        p = req.params
-        filters = {k: _str_param(p, k) for k in ("source", "type", "currency")}
-        return self._list(req, "balance_transaction", "/v1/balance_transactions", _matcher(filters))
+        # From the ledger's index (and its payout filter): a day of 200,000 is paged without rescans.
+        return self._list_ledger(req)
 
     def _list_events(self, req: _Req) -> JSON:
         p = req.params
@@ -1956,11 +2025,46 @@ class StripeStandIn:
         if several is not None and (not isinstance(several, list) or not all(isinstance(t, str) for t in several)):
             raise _invalid("Invalid array", "types")
         patterns = [single] if single is not None else several
+        # delivery_success=false: events still being retried or given up on (Stripe's definition).
+        delivered = None if _str_param(p, "delivery_success") is None else _bool_param(p, "delivery_success")
 
         def keep(event: JSON) -> bool:
+            if delivered is not None and (self._delivered.get(event["id"], True) is True) != delivered:
+                return False
             return patterns is None or any(fnmatch.fnmatchcase(event["type"], pat) for pat in patterns)
 
         return self._list(req, "event", "/v1/events", keep)
+
+    def _list_accounts(self, req: _Req) -> JSON:
+        if req.account is not None:
+            raise StripeError(
+                403, "Only platforms can list their connected accounts; this request was made on one of them."
+            )
+        return self._list(req, "account", "/v1/accounts", lambda o: True)
+
+    def _retrieve_account(self, req: _Req, id: str) -> JSON:
+        _check_expand(req.params, list_endpoint=False)
+        target = req.account or id
+        if id != target:
+            raise StripeError(
+                403,
+                f"The provided key '{_mask_key(req.api_key)}' does not have access to account '{id}' "
+                "(or that account does not exist). Application access may have been revoked.",
+                code="account_invalid",
+            )
+        return self._render(self._lookup(id, "account", None, "account"), req)
+
+    def _check_permission(self, req: _Req) -> None:
+        """A restricted key without the permission an endpoint needs: 403, in Stripe's words."""
+        for prefix, permission in self._denied.items():
+            if req.path.startswith(prefix):
+                raise StripeError(
+                    403,
+                    f"The provided key '{_mask_key(req.api_key)}' does not have the required permissions for this "
+                    f"endpoint on account '{req.account or self.platform_account}'. Having the '{permission}' "
+                    "permission would allow this request to continue.",
+                    saved=False,
+                )
 
     # ------------------------------------------------------------------ rendering
 

@@ -65,12 +65,14 @@ FROM stripe_events WHERE received_at > %(since)s AND received_at <= %(now)s
 
 SERIALIZE = "SELECT pg_advisory_xact_lock(hashtext('refund-desk incident ' || %(kind)s))"
 OPEN_INCIDENT = """
-SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at, details
-FROM alert_incidents WHERE kind = %(kind)s AND closed_at IS NULL FOR UPDATE
+SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at, details,
+       kind, account, dedup_key, acknowledged_by, escalated_at
+FROM alert_incidents
+WHERE kind = %(kind)s AND account IS NOT DISTINCT FROM %(account)s AND closed_at IS NULL FOR UPDATE
 """
 OPEN = """
-INSERT INTO alert_incidents (kind, opened_at, last_seen_at, notified_rate, notified_at, details)
-VALUES (%(kind)s, %(now)s, %(now)s, %(rate)s, %(now)s, %(details)s)
+INSERT INTO alert_incidents (kind, account, opened_at, last_seen_at, notified_rate, notified_at, details)
+VALUES (%(kind)s, %(account)s, %(now)s, %(now)s, %(rate)s, %(now)s, %(details)s)
 ON CONFLICT DO NOTHING RETURNING id
 """
 NOTIFIED = """
@@ -94,6 +96,11 @@ class OpenIncident:
     healthy_since: datetime | None
     last_seen_at: datetime
     details: dict
+    kind: str = ""
+    account: str | None = None  # a Connect account's incident; None: all accounts
+    dedup_key: str = ""  # its PagerDuty alert
+    acknowledged_by: str | None = None
+    escalated_at: datetime | None = None
 
     def as_incident(self) -> Incident:
         """The pure view the incident rules take."""
@@ -174,15 +181,23 @@ def serialize(conn: psycopg.Connection, kind: str) -> None:
     conn.execute(SERIALIZE, {"kind": kind})
 
 
-def open_incident(conn: psycopg.Connection, kind: str) -> OpenIncident | None:
-    """The open incident of a kind, locked."""
+def open_incident(conn: psycopg.Connection, kind: str, account: str | None = None) -> OpenIncident | None:
+    """The open incident of a kind (for one Connect account, or for all), locked."""
     with conn.cursor(row_factory=class_row(OpenIncident)) as cur:
-        return cur.execute(OPEN_INCIDENT, {"kind": kind}).fetchone()
+        return cur.execute(OPEN_INCIDENT, {"kind": kind, "account": account}).fetchone()
 
 
-def open_new(conn: psycopg.Connection, kind: str, rate: float | None, now: datetime, details: dict) -> int | None:
-    """Open an incident; None when one is already open."""
-    row = conn.execute(OPEN, {"kind": kind, "rate": rate, "now": now, "details": Jsonb(details)}).fetchone()
+def open_new(
+    conn: psycopg.Connection,
+    kind: str,
+    rate: float | None,
+    now: datetime,
+    details: dict,
+    account: str | None = None,
+) -> int | None:
+    """Open an incident (for one Connect account, or for all); None when one is already open."""
+    params = {"kind": kind, "account": account, "rate": rate, "now": now, "details": Jsonb(details)}
+    row = conn.execute(OPEN, params).fetchone()
     return row[0] if row else None
 
 
@@ -204,3 +219,105 @@ def seen(conn: psycopg.Connection, incident_id: int, now: datetime) -> None:
 def close(conn: psycopg.Connection, incident_id: int, now: datetime, since: datetime | None) -> None:
     """Close an incident."""
     conn.execute(CLOSE, {"id": incident_id, "now": now, "since": since})
+
+
+# --- paging, escalation, per-account rates, webhook delivery (issue #13) -----------------------------
+
+INCIDENT = """
+SELECT id, opened_at, notified_rate, notified_at, healthy_since, last_seen_at, details,
+       kind, account, dedup_key, acknowledged_by, escalated_at
+FROM alert_incidents WHERE id = %(id)s
+"""
+ACKNOWLEDGE = """
+UPDATE alert_incidents SET acknowledged_at = %(now)s, acknowledged_by = %(user)s
+WHERE id = %(id)s AND closed_at IS NULL AND acknowledged_at IS NULL
+RETURNING id
+"""
+ESCALATE = """
+UPDATE alert_incidents SET escalated_at = %(now)s
+WHERE id = %(id)s AND closed_at IS NULL AND escalated_at IS NULL
+RETURNING id
+"""
+DUE_ESCALATION = """
+SELECT id FROM alert_incidents
+WHERE closed_at IS NULL AND escalated_at IS NULL AND opened_at <= %(before)s
+ORDER BY opened_at
+"""
+ACCOUNT_PAYMENT_WINDOW = """
+SELECT count(*) AS attempts, count(*) FILTER (WHERE NOT succeeded) AS failures
+FROM payment_outcomes WHERE at > %(since)s AND at <= %(now)s AND account = %(account)s
+"""
+ACCOUNT_TOP_CODES = """
+SELECT coalesce(decline_code, 'unknown'), count(*) FROM payment_outcomes
+WHERE at > %(since)s AND at <= %(now)s AND NOT succeeded AND account = %(account)s
+GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
+"""
+# Accounts to evaluate: those with attempts in the window, and those whose incident is still open.
+RATE_ACCOUNTS = """
+SELECT account FROM payment_outcomes WHERE at > %(since)s AND at <= %(now)s AND account IS NOT NULL
+UNION
+SELECT account FROM alert_incidents WHERE kind = %(kind)s AND closed_at IS NULL AND account IS NOT NULL
+ORDER BY 1
+"""
+EVENTS_CREATED = """
+SELECT count(*) FROM stripe_events WHERE stripe_created > %(since)s AND stripe_created <= %(now)s
+"""
+LAST_WEBHOOK = "SELECT max(received_at) FROM stripe_events WHERE source = 'webhook'"
+
+
+def incident(conn: psycopg.Connection, incident_id: int) -> OpenIncident | None:
+    """An incident by id, open or not."""
+    with conn.cursor(row_factory=class_row(OpenIncident)) as cur:
+        return cur.execute(INCIDENT, {"id": incident_id}).fetchone()
+
+
+def acknowledge(conn: psycopg.Connection, incident_id: int, user: str, now: datetime) -> bool:
+    """Record who acknowledged an open incident; False when it is closed or someone already did."""
+    return conn.execute(ACKNOWLEDGE, {"id": incident_id, "user": user, "now": now}).fetchone() is not None
+
+
+def escalate(conn: psycopg.Connection, incident_id: int, now: datetime) -> bool:
+    """Mark an open incident escalated; False when it closed or another worker escalated it first."""
+    return conn.execute(ESCALATE, {"id": incident_id, "now": now}).fetchone() is not None
+
+
+def due_escalation(conn: psycopg.Connection, before: datetime) -> list[int]:
+    """Open incidents opened at or before `before` that have not escalated yet."""
+    return [row[0] for row in conn.execute(DUE_ESCALATION, {"before": before}).fetchall()]
+
+
+def account_payment_window(conn: psycopg.Connection, account: str, since: datetime, now: datetime) -> Window:
+    """One connected account's payment attempts and failures in (since, now], with its top decline codes."""
+    params = {"since": since, "now": now, "account": account}
+    attempts, failures = conn.execute(ACCOUNT_PAYMENT_WINDOW, params).fetchone()
+    codes = tuple(conn.execute(ACCOUNT_TOP_CODES, params).fetchall()) if failures else ()
+    return Window(attempts, failures, codes)
+
+
+def rate_accounts(conn: psycopg.Connection, kind: str, since: datetime, now: datetime) -> list[str]:
+    """Connected accounts whose failure rate to evaluate now."""
+    return [row[0] for row in conn.execute(RATE_ACCOUNTS, {"kind": kind, "since": since, "now": now}).fetchall()]
+
+
+def events_created(conn: psycopg.Connection, since: datetime, now: datetime) -> int:
+    """Stored events Stripe created in (since, now], however they reached us."""
+    return conn.execute(EVENTS_CREATED, {"since": since, "now": now}).fetchone()[0]
+
+
+def last_webhook(conn: psycopg.Connection) -> datetime | None:
+    """When the last event arrived by webhook (backfilled and fetched ones do not count)."""
+    return conn.execute(LAST_WEBHOOK).fetchone()[0]
+
+
+DEADLINE_PASSED = """
+SELECT d.id FROM disputes d
+WHERE d.status IN ('needs_response', 'warning_needs_response') AND NOT d.evidence_submitted
+  AND d.evidence_due_by <= %(now)s AND d.evidence_due_by > %(now)s - interval '30 days'
+  AND NOT EXISTS (SELECT 1 FROM dispute_reminders r WHERE r.dispute_id = d.id AND r.kind = 'passed')
+ORDER BY d.evidence_due_by
+"""
+
+
+def deadline_passed(conn: psycopg.Connection, now: datetime) -> list[str]:
+    """Disputes whose evidence deadline passed without evidence, not yet told (the last 30 days)."""
+    return [row[0] for row in conn.execute(DEADLINE_PASSED, {"now": now}).fetchall()]

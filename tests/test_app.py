@@ -89,6 +89,9 @@ def test_real_slash_command_payloads_are_answered(web: LiveServer, fixture: str)
     assert resp.status_code == 200
     answer = resp.json()
     assert answer["response_type"] == "ephemeral"
+    if fields["text"].isdigit():  # Slack's docs example sends "94070": a request number since #11
+        assert answer["text"] == f"Looking up request #{fields['text']}…"
+        return
     assert "Look up a payment" in str(answer["blocks"])  # none of them is a payment id: usage
 
 

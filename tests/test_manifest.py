@@ -27,4 +27,14 @@ def test_manifest_declares_the_command_interactivity_and_only_the_scopes_we_use(
     assert commands[COMMAND]["usage_hint"] and commands[COMMAND]["url"].endswith("/slack/events")
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert m["settings"]["interactivity"]["request_url"].endswith("/slack/events")
-    assert set(m["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write", "usergroups:read"}
+    assert set(m["oauth_config"]["scopes"]["bot"]) == {
+        "commands",
+        "chat:write",
+        "usergroups:read",
+        "channels:history",  # an uncertain post is looked up before it is posted again
+        "groups:history",
+        "channels:read",  # refund-desk doctor: is the bot in each configured channel?
+        "groups:read",
+        "files:write",  # the monthly export, by DM and to FINANCE_CHANNEL
+        "users:read",  # names beside ids in the export
+    }

@@ -10,9 +10,10 @@ from slack_sdk.errors import SlackApiError
 
 from domain.clock import utcnow
 from domain.errors import DatabaseUnavailable
-from handlers import dispatch
-from services import oncall, refund_requests, slack_delivery
+from handlers import backfill, dispatch
+from services import connect, home, hooks, oncall, paging, refund_requests, retention, slack_delivery
 from services.deps import Deps
+from worker import finance
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
     client = deps.slack
 
     def apply_events() -> bool:
-        return dispatch.process_next(deps.pool, settings, now=utcnow()) is not None
+        return bool(dispatch.process_batch(deps.pool, settings, now=utcnow(), size=settings.event_batch_size).taken)
 
     def deliver_slack() -> bool:
         return slack_delivery.deliver_next(
@@ -58,8 +59,20 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         oncall.check_incidents(deps.pool, settings, now)
         return False
 
+    def prune() -> bool:
+        return retention.prune(deps.pool, settings, now=utcnow()).more
+
+    def refresh_homes() -> bool:
+        return home.refresh_stale(deps, utcnow()) > 0
+
     threads = [
-        threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name="events", daemon=True),
+        # Two event threads: while one waits on Postgres, the other runs Python (see EVENT_THREADS).
+        *(
+            threading.Thread(target=_loop, args=("events", apply_events, stop, idle), name=f"events-{n}", daemon=True)
+            for n in range(settings.event_threads)
+        ),
+        # Home tabs whose content changed are published again within a couple of seconds.
+        threading.Thread(target=_loop, args=("home", refresh_homes, stop, max(idle, 2.0)), name="home", daemon=True),
         threading.Thread(target=_loop, args=("slack", deliver_slack, stop, idle), name="slack", daemon=True),
         # Expiry and recovery are not urgent to the second: a few seconds between rounds.
         threading.Thread(
@@ -67,9 +80,57 @@ def start(deps: Deps, stop: threading.Event, *, idle: float = 0.25) -> list[thre
         ),
         # Reminders and rate checks every 30 s: plenty against 15-minute windows and 24-hour deadlines.
         threading.Thread(target=_loop, args=("on-call", watch, stop, max(idle, 30.0)), name="on-call", daemon=True),
+        # Old events and delivered messages, every 10 minutes, in small batches (a busy round goes on at once).
+        threading.Thread(
+            target=_loop, args=("retention", prune, stop, max(idle, 600.0)), name="retention", daemon=True
+        ),
     ]
+    threads += _oncall_threads(deps, stop, idle)
+    threads += finance.threads(deps, stop, idle, _loop)  # the audit seal, reconciliation, the monthly export
     for thread in threads:
         thread.start()
+    return threads
+
+
+def _oncall_threads(deps: Deps, stop: threading.Event, idle: float) -> list[threading.Thread]:
+    """PagerDuty's queue, the outgoing hooks' queue, and the delivery check (issue #13)."""
+    settings = deps.settings
+    threads = []
+    pagerduty = paging.build_client(settings)
+    if pagerduty is not None:
+
+        def page() -> bool:
+            return paging.deliver_next(deps.pool, pagerduty, now=utcnow())
+
+        threads.append(
+            threading.Thread(target=_loop, args=("pagerduty", page, stop, idle), name="pagerduty", daemon=True)
+        )
+    sender = hooks.build_sender(settings)
+    if sender is not None:
+
+        def send_hooks() -> bool:
+            return hooks.deliver_next(deps.pool, sender, settings, now=utcnow())
+
+        threads.append(
+            threading.Thread(target=_loop, args=("hooks", send_hooks, stop, idle), name="hooks", daemon=True)
+        )
+    # The first check waits a full interval: a worker that just started has not missed anything yet.
+    due = [utcnow() + settings.delivery_check_every]
+
+    def check_deliveries() -> bool:
+        now = utcnow()
+        if now < due[0]:
+            return False
+        due[0] = now + settings.delivery_check_every
+        connect.sync_accounts(deps.pool, deps.stripe)
+        backfill.check_deliveries(deps.pool, deps.stripe.client, settings, now)
+        return False
+
+    threads.append(
+        threading.Thread(
+            target=_loop, args=("deliveries", check_deliveries, stop, max(idle, 30.0)), name="deliveries", daemon=True
+        )
+    )
     return threads
 
 

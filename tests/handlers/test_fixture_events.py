@@ -13,8 +13,8 @@ from store import audit
 from store import payments as store
 
 EVENT_FILES = stripe_fixtures("event_*.json")
-# Connect accounts and payouts are stored but not applied until reconciliation and Connect on-call use them.
-UNHANDLED_OBJECTS = {"account", "payout", "application"}
+# Every object kind in the fixtures has a handler now (payouts: reconciliation and failure alerts).
+UNHANDLED_OBJECTS: set[str] = set()
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=[p.stem for p in EVENT_FILES])
@@ -30,6 +30,24 @@ def test_fixture_event_is_accepted_and_applied(web: LiveServer, conn, path) -> N
         assert status == ("ignored", None)  # stored and visible; nothing here uses them yet
         return
     assert status == ("processed", None)
+    if kind in {"account", "application"}:  # Connect: the account as Stripe last said
+        row = conn.execute(
+            "SELECT charges_enabled, payouts_enabled, connected FROM connected_accounts WHERE id = %s",
+            (event["account"],),
+        ).fetchone()
+        if kind == "account":
+            assert row == (obj["charges_enabled"], obj["payouts_enabled"], True)
+        else:
+            assert row[2] is (event["type"] == "account.application.authorized")
+        return
+    if kind == "payout":  # kept for reconciliation; a paid automatic one waits for the worker to sum it
+        row = conn.execute(
+            "SELECT amount, currency, status, failure_code, account, reconcile_due_at IS NOT NULL FROM payouts"
+            " WHERE id = %s",
+            (obj["id"],),
+        ).fetchone()
+        due = obj["status"] == "paid" and obj["automatic"]  # Stripe lists what only automatic payouts paid out
+        assert row == (obj["amount"], obj["currency"], obj["status"], obj["failure_code"], event.get("account"), due)
     if kind == "charge":
         view = store.find_view(conn, obj["id"])
         p = view.payment
@@ -82,5 +100,5 @@ def test_replaying_every_fixture_twice_changes_nothing_the_second_time(web: Live
 def _snapshot(conn) -> tuple:
     return tuple(
         conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608 - fixed table names
-        for table in ("payments", "refunds", "disputes", "audit_log")
+        for table in ("payments", "refunds", "disputes", "payouts", "audit_log")
     )

@@ -275,7 +275,8 @@ def test_a_sustained_incident_is_one_alert_and_recovery_one_message(web: LiveSer
     # Healthy from minute 20 on (the old failures have left the window by then).
     _outcomes(web, ok=500, failed=0, at=T0 + timedelta(minutes=19), prefix="c")
     assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=26)) == []
-    assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=40)) == []
+    # Open for 30 minutes: it escalates, once (tests/services/test_paging.py says how).
+    assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=40)) == ["escalate:1"]
     assert oncall.check_incidents(web.deps.pool, web.settings, T0 + timedelta(minutes=41)) == [
         "payment_failures:recover"
     ]
@@ -283,7 +284,9 @@ def test_a_sustained_incident_is_one_alert_and_recovery_one_message(web: LiveSer
     [alert], threads = _channel(web, "C0ALERTS")
     assert alert["text"].startswith("✅ Resolved. ~🚨 10.0% of payments failed")
     assert "Top decline codes: `insufficient_funds` 66, `expired_card` 34" in alert["text"]
-    assert len(threads[alert["ts"]]) == 1 and threads[alert["ts"]][0].startswith(
+    assert len(threads[alert["ts"]]) == 2
+    assert threads[alert["ts"]][0].startswith("⏫ Everyone: this incident has lasted")
+    assert threads[alert["ts"]][1].startswith(
         "✅ Recovered: payment failures have stayed at or below 5% for a full 15-minute window"
     )
 
