@@ -411,9 +411,10 @@ def reconcile_cmd(day_text: str | None, payout_id: str | None, account: str | No
         day = parse_day(day_text) if day_text else None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    settings, pool = _db_pool()
+    settings = _settings("db")
     if not settings.stripe_secret_key:
         raise click.UsageError("STRIPE_SECRET_KEY is not set")
+    settings, pool = _db_pool()  # opened once nothing can refuse before the finally that closes it
     ctx = Context(pool=pool, stripe=StripeGateway(build_client(settings)), settings=settings)
     told = [0.0]
 

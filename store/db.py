@@ -133,3 +133,19 @@ def transaction(pool: ConnectionPool, *, timeout: float | None = None) -> Iterat
     """A connection in a transaction: committed on success, rolled back on error."""
     with connection(pool, timeout=timeout) as conn, conn.transaction():
         yield conn
+
+
+# After a burst a queue's statistics lag (a table of finished rows that suddenly holds thousands of
+# due ones), and the planner then reads every due row and sorts them, at each claim: 300 ms per claim
+# at 25,000 due events, measured. The queues' partial indexes already hold due rows in claim order;
+# with sorts and bitmap scans off that index is the only plan left. Only for the claim.
+_INDEX_ORDER = "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+_ANY_ORDER = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)"
+
+
+@contextmanager
+def index_order(conn: psycopg.Connection) -> Iterator[None]:
+    """Inside a transaction: queries of the block read in an index's order, whatever the statistics say."""
+    conn.execute(_INDEX_ORDER)
+    yield
+    conn.execute(_ANY_ORDER)

@@ -39,13 +39,6 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 
-# After a burst the statistics lag (a table of applied events that suddenly holds 50,000 due ones),
-# and the planner then reads every due row and sorts them, for every claim: 300 ms at 25,000 due,
-# measured. The due index already holds them in claim order, so the claim alone runs with sorts and
-# bitmap scans off, which leaves that index as the only plan; the settings return after it.
-ORDERED = "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
-UNORDERED = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)"
-
 FINISH = """
 UPDATE stripe_events SET status = CASE WHEN id = ANY(%(ignored)s) THEN 'ignored' ELSE 'processed' END,
        processed_at = %(now)s, last_error = NULL, next_attempt_at = NULL, attempts = attempts + 1
@@ -186,12 +179,11 @@ def claim(conn: psycopg.Connection, now: datetime, size: int = 1) -> list[Claime
     (domain/priority.py); whatever one kind leaves, the other takes.
     """
     first, _ = batch_split(size)
-    conn.execute(ORDERED)
-    urgent = _claim(conn, now, URGENT, first, [])
-    routine = _claim(conn, now, ROUTINE, size - len(urgent), [])
-    if len(urgent) == first:
-        urgent += _claim(conn, now, URGENT, size - len(urgent) - len(routine), [e.id for e in urgent])
-    conn.execute(UNORDERED)
+    with db.index_order(conn):  # stripe_events_due, even when a burst has outrun the statistics
+        urgent = _claim(conn, now, URGENT, first, [])
+        routine = _claim(conn, now, ROUTINE, size - len(urgent), [])
+        if len(urgent) == first:
+            urgent += _claim(conn, now, URGENT, size - len(urgent) - len(routine), [e.id for e in urgent])
     return urgent + routine
 
 

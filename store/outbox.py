@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from domain.priority import URGENT
+from store import db
 
 # A reply or update whose parent was never queued, or was given up on, can never be delivered;
 # queued, it would hold its channel's queue behind it for ever, so it is born dead (and visible).
@@ -152,7 +153,8 @@ def enqueue(
 
 def claim(conn: psycopg.Connection, now: datetime) -> Outgoing | None:
     """Lock the next deliverable message (inside a transaction)."""
-    with conn.cursor(row_factory=class_row(Outgoing)) as cur:
+    # Each channel's head along slack_outbox_due, even when a burst has outrun the statistics.
+    with db.index_order(conn), conn.cursor(row_factory=class_row(Outgoing)) as cur:
         return cur.execute(CLAIM, {"now": now}).fetchone()
 
 

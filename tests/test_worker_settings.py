@@ -9,7 +9,7 @@ from settings import ConfigError, load_settings
 
 def test_defaults() -> None:
     s = load_settings({})
-    assert (s.event_batch_size, s.backlog_alert_seconds, s.event_retention_days) == (50, 120.0, 90)
+    assert (s.event_batch_size, s.event_threads, s.backlog_alert_seconds, s.event_retention_days) == (50, 2, 120.0, 90)
 
 
 def test_values_are_read() -> None:
@@ -22,6 +22,7 @@ def test_values_are_read() -> None:
     [
         ("EVENT_BATCH_SIZE", "0"),
         ("EVENT_BATCH_SIZE", "65"),  # more savepoints than Postgres caches per session
+        ("EVENT_THREADS", "0"),
         ("BACKLOG_ALERT_SECONDS", "2"),
         ("BACKLOG_ALERT_SECONDS", "soon"),
         ("EVENT_RETENTION_DAYS", "30"),  # Stripe still redelivers and backfills within 30 days
