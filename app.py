@@ -6,6 +6,7 @@ import hmac
 import logging
 
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
@@ -69,18 +70,18 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
         slack_guard = SlackGuard(bot.build_app(deps, checked_upstream=True), settings.slack_signing_secret)
 
         @flask_app.post("/slack/events")
-        def slack_events():
+        def slack_events() -> ResponseReturnValue:
             return slack_guard.handle(request)
 
     webhook.register(flask_app, deps)
     api.register(flask_app, deps)
 
     @flask_app.get("/healthz")
-    def healthz():
+    def healthz() -> ResponseReturnValue:
         return jsonify(status="ok")
 
     @flask_app.get("/readyz")
-    def readyz():
+    def readyz() -> ResponseReturnValue:
         problem = health.database_problem(deps.pool)
         if problem:
             return jsonify(status="unavailable", reason=problem), 503
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
     registry = metrics.registry_for(deps.pool)
 
     @flask_app.get("/metrics")
-    def prometheus():
+    def prometheus() -> ResponseReturnValue:
         if settings.metrics_token and not bearer_matches(request.headers.get("Authorization"), settings.metrics_token):
             return (
                 jsonify(error="Unauthorized", reason="GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"),
@@ -99,13 +100,13 @@ def create_app(settings: Settings | None = None, *, deps: Deps | None = None) ->
         return metrics.render(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
     @flask_app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         if api.is_api(request):
             return api.error_response(exc.code or 500, exc.description, exc.get_headers())
         return jsonify(error=exc.name, reason=exc.description), exc.code
 
     @flask_app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if api.is_api(request):
             return api.error_response(500, "unexpected error; see the server log")

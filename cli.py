@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from flask import Flask
+    from psycopg_pool import ConnectionPool
 
 from settings import VARIABLES, ConfigError, Settings, load_settings
 
@@ -71,7 +78,7 @@ def web(workers: int | None) -> None:
             self.cfg.set("workers", workers or 2 * (os.cpu_count() or 1))
             self.cfg.set("accesslog", "-")
 
-        def load(self):
+        def load(self) -> Flask:
             return create_app(load_settings(require="web"))
 
     Gunicorn().run()
@@ -131,7 +138,7 @@ def events() -> None:
     """Stripe events: list failures, replay them, backfill from Stripe's Events API."""
 
 
-def _db_pool():
+def _db_pool() -> ConnectionPool:
     from app import configure_logging
     from store import db
 
@@ -233,7 +240,7 @@ def events_purge(event_ids: tuple[str, ...], every_dead: bool, yes: bool) -> Non
 @events.command("backfill")
 @click.option("--since", required=True, type=click.DateTime(), help="UTC, e.g. 2026-11-01 or 2026-11-01T08:00:00")
 @click.option("--until", type=click.DateTime(), default=None, help="UTC; default now")
-def events_backfill(since, until) -> None:
+def events_backfill(since: datetime, until: datetime | None) -> None:
     """Fetch events from Stripe (it keeps 30 days) and store those we do not have; the worker applies them."""
     from datetime import UTC, timedelta
 
@@ -543,7 +550,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--since", type=click.DateTime(), default=None, help="UTC; check the links sealed since then")
 @click.option("--anchor", default=None, help="a head hash kept outside the database (printed by each export)")
-def audit_verify(since, anchor: str | None) -> None:
+def audit_verify(since: datetime | None, anchor: str | None) -> None:
     """Walk the hash chain and report the first record that does not match; exit 1 on any break."""
     from datetime import UTC
 

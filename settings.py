@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from domain.alerts import parse_routes
 from domain.hooks import Endpoint, parse_endpoints, secret_problem
@@ -27,7 +28,7 @@ _MIN_METRICS_TOKEN = 16
 class ConfigError(Exception):
     """The configuration is incomplete or invalid."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("Configuration problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -229,7 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require: str = "db") 
     if any(not s.startswith("whsec_") for s in secrets):
         problems.append("STRIPE_WEBHOOK_SECRET: every secret should start with whsec_")
 
-    def number(name: str, default: float, kind: type = int, low: float = 0, high: float = 1e12):
+    def number(name: str, default: float, kind: type = int, low: float = 0, high: float = 1e12) -> Any:
         raw = get(name)
         if raw is None:
             return default

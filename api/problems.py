@@ -37,7 +37,7 @@ class Problem(Exception):
         *,
         field: str | None = None,
         headers: dict[str, str] | None = None,
-    ):
+    ) -> None:
         status, title = PROBLEMS[slug]
         super().__init__(detail or title)
         self.slug, self.status, self.title = slug, status, title

@@ -5,6 +5,7 @@ Times stay datetimes: orjson writes them as RFC 3339 in C, a third of a list's c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -138,7 +139,7 @@ def payment(view: PaymentView) -> dict[str, Any]:
     }
 
 
-def page(p: Page, render) -> dict[str, Any]:
+def page(p: Page, render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """A page of a list, with the cursor of the next one."""
     return {
         "data": [render(row) for row in p.rows],

@@ -118,7 +118,7 @@ def check_shape(body: str, content_type: str | None) -> Refusal | None:
 class SlackGuard:
     """Checks every request to /slack/events, then hands the ones that pass to Bolt."""
 
-    def __init__(self, bolt: App, signing_secret: str):
+    def __init__(self, bolt: App, signing_secret: str) -> None:
         self._bolt = bolt
         self._verifier = SignatureVerifier(signing_secret)
 

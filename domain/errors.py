@@ -6,7 +6,7 @@ from __future__ import annotations
 class DeskError(Exception):
     """Something went wrong in the refund desk."""
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
 
     @property
@@ -42,7 +42,7 @@ class StripeRateLimited(DeskError):
 class StripePermissionMissing(StripeRejectedKey):
     """Our Stripe key is not allowed to do that: grant the restricted key the permission the README lists."""
 
-    def __init__(self, permission: str, *, stripe_name: str | None = None, what: str | None = None):
+    def __init__(self, permission: str, *, stripe_name: str | None = None, what: str | None = None) -> None:
         self.permission = permission  # the Dashboard's name: 'Disputes: Read'
         self.stripe_name = stripe_name  # Stripe's own: 'rak_dispute_read', when it said
         self.what = what

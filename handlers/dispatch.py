@@ -84,7 +84,9 @@ def process_batch(pool: ConnectionPool, settings: Settings, *, now: datetime, si
         claimed = events.claim(conn, now, size)
         processed: list[str] = []
         ignored: list[str] = []
-        for event in claimed:
+        # Rows are locked in the order events are applied; two batches that touch the same payments
+        # in opposite orders deadlock (a second lost each). In payment order, they only ever wait.
+        for event in sorted(claimed, key=_lock_order):
             handler = handler_for(event.type)
             if handler is None:
                 ignored.append(event.id)
@@ -116,6 +118,15 @@ def process_batch(pool: ConnectionPool, settings: Settings, *, now: datetime, si
     for seconds in latencies:
         PROCESSING_SECONDS.observe(seconds)
     return batch
+
+
+_PAYMENT_REF = re.compile(r'"(?:pi|ch|py)_[A-Za-z0-9]+"')
+
+
+def _lock_order(event: events.Claimed) -> str:
+    """The payment an event most likely locks: the first payment or charge id in it (a hint, not a rule)."""
+    found = _PAYMENT_REF.search(event.body)
+    return found.group(0) if found else ""
 
 
 def process_next(pool: ConnectionPool, settings: Settings, *, now: datetime) -> str | None:

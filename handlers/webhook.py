@@ -16,6 +16,7 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from domain.errors import DatabaseUnavailable, Unstorable
@@ -181,7 +182,7 @@ def register(app: Flask, deps: Deps) -> None:
     settings = deps.settings
 
     @bp.post("/webhooks/stripe")
-    def receive():
+    def receive() -> ResponseReturnValue:
         if (request.content_length or 0) > MAX_BODY:
             raise RequestEntityTooLarge("a Stripe event is never larger than 1 MB")
         payload = request.get_data(cache=False)

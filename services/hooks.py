@@ -54,7 +54,7 @@ def emit(
 class HookSender:
     """Signs and POSTs messages (one HTTP session per process)."""
 
-    def __init__(self, secret: str, *, timeout: float = TIMEOUT_SECONDS):
+    def __init__(self, secret: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self.signer = Webhook(secret)
         self.timeout = timeout
         self.http = requests.Session()

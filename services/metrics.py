@@ -43,7 +43,7 @@ SLACK_DELIVERIES = Counter(
 class DatabaseGauges(Collector):
     """Queue depths and ages, read from Postgres when Prometheus scrapes."""
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -111,7 +111,7 @@ def render(registry: CollectorRegistry) -> bytes:
 class PagingQueues(Collector):
     """The PagerDuty and outgoing-hook queues: waiting, given up on, oldest waiting (read at scrape time)."""
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -8,6 +8,7 @@ logical key, so a replayed event or a second worker never posts twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -16,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from domain.alerts import Limits, Window, backlog_step, channel_for, incident_step, reminders_due
 from domain.errors import NotFound
 from domain.escalation import silence_step
-from domain.models import Dispute, FraudWarning, Review
+from domain.models import Dispute, FraudWarning, PaymentView, Review
 from domain.policy import refusal_to_refund
 from domain.priority import ROUTINE, URGENT
 from messages import alerts as ab
@@ -38,7 +39,7 @@ def _channel(settings: Settings, kind: str, account: str | None) -> str | None:
     return channel_for(kind, account, settings.alert_routes, defaults)
 
 
-def _view(conn: psycopg.Connection, payment_intent: str | None, charge: str | None):
+def _view(conn: psycopg.Connection, payment_intent: str | None, charge: str | None) -> PaymentView | None:
     for key in (payment_intent, charge):
         if key:
             view = payment_store.payment_view(conn, key)
@@ -343,13 +344,13 @@ def _check_account_rates(pool: ConnectionPool, settings: Settings, now: datetime
 
 
 def _check_rate(
-    pool,
+    pool: ConnectionPool,
     settings: Settings,
     kind: str,
     limits: Limits,
-    measure,
-    describe,
-    recovered,
+    measure: Callable[..., Window],
+    describe: Callable[[Window, str], str],
+    recovered: Callable[[Window], str],
     now: datetime,
     account: str | None = None,
 ) -> str:

@@ -39,7 +39,7 @@ MAX_SUMMARY = 1024
 class PagerDutyClient:
     """POSTs events to the Events API v2 enqueue URL with our routing key."""
 
-    def __init__(self, routing_key: str, events_url: str, *, timeout: float = 10.0):
+    def __init__(self, routing_key: str, events_url: str, *, timeout: float = 10.0) -> None:
         self.routing_key = routing_key
         self.events_url = events_url
         self.timeout = timeout

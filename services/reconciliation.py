@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -286,7 +286,9 @@ def _ahead(pages: Iterator[list[dict]], depth: int = PAGES_AHEAD) -> Iterator[li
 class _Findings:
     """Classifies items and stores findings in batches; looks up a few sources in Stripe."""
 
-    def __init__(self, conn: psycopg.Connection, run_id: int, ctx: Context, account: str | None, tolerances):
+    def __init__(
+        self, conn: psycopg.Connection, run_id: int, ctx: Context, account: str | None, tolerances: Mapping[str, int]
+    ) -> None:
         self.conn, self.run_id, self.ctx, self.account, self.tolerances = conn, run_id, ctx, account, tolerances
         self.batch: list[Finding] = []
         self.flagged = False

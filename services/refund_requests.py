@@ -54,7 +54,7 @@ REQUEST_STATUS_OF_REFUND = {
 class RequestRefused(DeskError):
     """This refund cannot be requested."""
 
-    def __init__(self, message: str | None = None, *, field: str = "payment"):
+    def __init__(self, message: str | None = None, *, field: str = "payment") -> None:
         super().__init__(message)
         self.field = field  # which part of the request is refused (the API names it)
 

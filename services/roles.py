@@ -27,7 +27,7 @@ class RoleDirectory:
     A user named directly needs no Slack call, and only the groups of the role being checked are read.
     """
 
-    def __init__(self, settings: Settings, client: WebClient, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: Settings, client: WebClient, *, clock: Callable[[], float] = time.monotonic) -> None:
         oncall = frozenset({settings.oncall_group}) if settings.oncall_group else frozenset()
         self.config = RoleConfig(settings.requesters, settings.approvers, settings.admins, oncall, settings.viewers)
         self.client = client

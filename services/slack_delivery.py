@@ -22,6 +22,7 @@ import urllib.error
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg_pool import ConnectionPool
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -78,7 +79,7 @@ def _request(msg: outbox.Outgoing) -> dict[str, Any]:
 class _LookupFailed(Exception):
     """Slack could not be asked whether an uncertain post got through; try again later."""
 
-    def __init__(self, exc: BaseException):
+    def __init__(self, exc: BaseException) -> None:
         super().__init__(str(exc))
         self.exc = exc
 
@@ -188,7 +189,9 @@ def _key_of(message: dict[str, Any]) -> str | None:
     return (meta.get("event_payload") or {}).get("outbox_key")
 
 
-def _failed(conn, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime, what: str = "") -> None:
+def _failed(
+    conn: psycopg.Connection, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime, what: str = ""
+) -> None:
     status = exc.response.status_code
     error = (exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else ""
     SLACK_DELIVERIES.labels("ratelimited" if status == 429 else "error").inc()
@@ -213,7 +216,7 @@ def _failed(conn, msg: outbox.Outgoing, exc: SlackApiError, *, now: datetime, wh
                 log.error("dead-lettered %d replies and updates of message %s", orphans, msg.id)
 
 
-def _retry_later(conn, msg: outbox.Outgoing, error: str, *, now: datetime) -> None:
+def _retry_later(conn: psycopg.Connection, msg: outbox.Outgoing, error: str, *, now: datetime) -> None:
     attempts = msg.attempts + 1
     delay = backoff(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, jitter=random.random())  # noqa: S311
     log.warning("Slack delivery of %s failed (%s); retry in %.0f s", msg.id, error, delay.total_seconds())

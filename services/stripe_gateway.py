@@ -39,7 +39,7 @@ def build_client(settings: Settings) -> stripe.StripeClient:
 class StripeError(DeskError):
     """Stripe refused the request."""
 
-    def __init__(self, message: str, *, code: str | None = None, request_id: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, request_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.request_id = request_id
@@ -97,7 +97,7 @@ class StripeGateway:
         *,
         lookup_retries: int = 1,
         on_key_rejected: Callable[[str], None] | None = None,
-    ):
+    ) -> None:
         self.client = client
         # Called with 'authentication' or 'permission' when Stripe refuses our key: on-call hears at once.
         self.on_key_rejected = on_key_rejected
@@ -304,7 +304,7 @@ class StripeGateway:
 class _Body:
     """A raw response whose to_dict() parses its JSON body, for _get."""
 
-    def __init__(self, response: Any):
+    def __init__(self, response: Any) -> None:
         self._response = response
 
     def to_dict(self) -> Json:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _import_embedded():
+def _import_embedded() -> ModuleType:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -31,6 +33,6 @@ def start(data_dir: Path, *, stop_at_exit: bool = True) -> str:
     return server.get_uri()
 
 
-def server_for(pgdata: Path):
+def server_for(pgdata: Path) -> Any:
     """The embedded server handle for a data folder (tests stop and start it)."""
     return _import_embedded().get_server(pgdata, cleanup_mode="stop")

@@ -563,7 +563,13 @@ def claim_job(conn: psycopg.Connection, kind: str, key: str, now: datetime, leas
 
 
 def finish_job(
-    conn: psycopg.Connection, kind: str, key: str, now: datetime, *, error: str | None = None, retry_at=None
+    conn: psycopg.Connection,
+    kind: str,
+    key: str,
+    now: datetime,
+    *,
+    error: str | None = None,
+    retry_at: datetime | None = None,
 ) -> None:
     """Mark a job done, or failed (with when to try again)."""
     conn.execute(

@@ -9,8 +9,10 @@ fragments, one per filter that is set, so each shape gets its own plan and uses 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import args_row, class_row
@@ -110,7 +112,7 @@ def _where(fragments: dict[str, str], f: Filter, after: Position | None, *, disp
     return " AND ".join(parts) or "true", params
 
 
-def _page(rows: list, limit: int, position) -> Page:
+def _page(rows: list, limit: int, position: Callable[[Any], Position]) -> Page:
     """Rows past `limit` only say there is a next page; it starts after the last row shown."""
     shown = rows[:limit]
     more = len(rows) > limit
