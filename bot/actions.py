@@ -130,15 +130,20 @@ def register(app: App, deps: Deps) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=request_blocks.reject_modal(req))
 
-    def assign_dispute(body: dict, respond: Respond) -> None:
-        user = body["user"]["id"]
+    def oncall_refused(respond: Respond, user: str, what: str) -> bool:
+        """Say so and return True unless the user is an approver, an admin or in ONCALL_GROUP."""
         try:
             allowed = deps.roles.may_take_disputes(user)
         except DeskError as exc:
             _ephemeral(respond, exc.message)
-            return
+            return True
         if not allowed:
-            _ephemeral(respond, "Only approvers, admins and the on-call group can take a dispute.")
+            _ephemeral(respond, f"Only approvers, admins and the on-call group can {what}.")
+        return not allowed
+
+    def assign_dispute(body: dict, respond: Respond) -> None:
+        user = body["user"]["id"]
+        if oncall_refused(respond, user, "take a dispute"):
             return
         _ephemeral(respond, oncall.assign_dispute(deps.pool, deps.settings, action_value(body)[:255], user, utcnow()))
 
@@ -169,13 +174,7 @@ def register(app: App, deps: Deps) -> None:
         if not _NUMBER.fullmatch(value):
             _ephemeral(respond, "That button does not name an incident.")
             return
-        try:
-            allowed = deps.roles.may_take_disputes(user)
-        except DeskError as exc:
-            _ephemeral(respond, exc.message)
-            return
-        if not allowed:
-            _ephemeral(respond, "Only approvers, admins and the on-call group can acknowledge an incident.")
+        if oncall_refused(respond, user, "acknowledge an incident"):
             return
         _ephemeral(respond, incidents.acknowledge(deps.pool, deps.settings, int(value), user, utcnow()))
 

@@ -181,23 +181,23 @@ def acknowledge(pool: ConnectionPool, settings: Settings, incident_id: int, user
             details={"account": inc.account},
             at=now,
         )
-        where = channel(settings, inc.account)
-        if where:
-            key = keys.incident(inc.id)
-            text = (inc.details or {}).get("text") or ""
-            if text:
-                outbox.enqueue(
-                    conn, channel=where, method="chat.update", parent_key=key, payload=message(inc, settings, text)
-                )
-            outbox.enqueue(
-                conn,
-                channel=where,
-                parent_key=key,
-                message_key=keys.incident_step(inc.id, "acknowledged"),
-                payload={"text": on.acknowledged_note(user, paged=pages(inc, settings))},
-            )
+        _note_step(
+            conn, settings, inc, "acknowledged", {"text": on.acknowledged_note(user, paged=pages(inc, settings))}
+        )
         page_incident(conn, settings, inc.id, "acknowledge", summary="acknowledged", now=now)
     return on.acknowledge_answer(done=True, by=user)
+
+
+def _note_step(conn: psycopg.Connection, settings: Settings, inc: store.OpenIncident, step: str, note: dict) -> None:
+    """Refresh an incident's alert and add a step's note to its thread (once per step, whoever retries)."""
+    where = channel(settings, inc.account)
+    if not where:
+        return
+    key = keys.incident(inc.id)
+    text = (inc.details or {}).get("text") or ""
+    if text:
+        outbox.enqueue(conn, channel=where, method="chat.update", parent_key=key, payload=message(inc, settings, text))
+    outbox.enqueue(conn, channel=where, parent_key=key, message_key=keys.incident_step(inc.id, step), payload=note)
 
 
 def escalate_due(pool: ConnectionPool, settings: Settings, now: datetime) -> list[int]:
@@ -213,23 +213,9 @@ def escalate_due(pool: ConnectionPool, settings: Settings, now: datetime) -> lis
             inc = store.incident(conn, incident_id)
             if inc is None:  # pragma: no cover - escalated in this very transaction
                 continue
-            where = channel(settings, inc.account)
             text = (inc.details or {}).get("text") or ""
-            if where:
-                key = keys.incident(inc.id)
-                if text:
-                    outbox.enqueue(
-                        conn, channel=where, method="chat.update", parent_key=key, payload=message(inc, settings, text)
-                    )
-                outbox.enqueue(
-                    conn,
-                    channel=where,
-                    parent_key=key,
-                    message_key=keys.incident_step(inc.id, "escalated"),
-                    payload=on.escalation_note(
-                        ab.mention(settings.escalation_group), minutes, paged=pages(inc, settings)
-                    ),
-                )
+            note = on.escalation_note(ab.mention(settings.escalation_group), minutes, paged=pages(inc, settings))
+            _note_step(conn, settings, inc, "escalated", note)
             page_incident(conn, settings, inc.id, "escalate", summary=text or inc.kind, now=now)
             audit.record(
                 conn,

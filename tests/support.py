@@ -95,3 +95,11 @@ def random_id(prefix: str, length: int) -> str:
     """An id of random letters (they do not compress: a repeated letter would fit an index and prove nothing)."""
     rng = random.Random(length)
     return prefix + "".join(rng.choices(string.ascii_letters + string.digits, k=length))
+
+
+def answered(web, resp_key: tuple, timeout: float = 15) -> dict:
+    """The last thing said through a command's or click's response_url (after its acknowledgement)."""
+    resp, key = resp_key
+    assert resp.status_code == 200, resp.text
+    web.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=timeout)
+    return web.slack.responses(key)[-1]

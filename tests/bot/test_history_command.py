@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
-from support import refunds_created, wait_until
+from support import answered, refunds_created, wait_until
 
 from domain.clock import utcnow
 from messages import ids
@@ -37,14 +37,6 @@ def desk(make_server_for, settings, slack: SlackStandIn, stripe_api: StripeStand
     web = make_server_for(configured, slack)
     stripe_api.deliver_webhooks(f"{web.url}/webhooks/stripe", WEBHOOK_SECRET)
     return web
-
-
-def _answer(web: LiveServer, resp_key: tuple, timeout: float = 15) -> dict:
-    """The last thing said through a command's or click's response_url (the answer after "Looking up…")."""
-    resp, key = resp_key
-    assert resp.status_code == 200, resp.text
-    web.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=timeout)
-    return web.slack.responses(key)[-1]
 
 
 def _text(answer: dict) -> str:
@@ -85,7 +77,7 @@ def test_the_whole_life_of_a_request_approved_and_completed_by_webhook(
     desk: LiveServer, stripe_api: StripeStandIn, conn
 ) -> None:
     pi = stripe_api.add_payment(12000, "usd", email="jenny@example.com")["payment_intent"]["id"]
-    said = _answer(desk, desk.slash(f"request {pi} 25 duplicate charged twice", user_id=AGENT))["text"]
+    said = answered(desk, desk.slash(f"request {pi} 25 duplicate charged twice", user_id=AGENT))["text"]
     number = _number(said)
     desk.deliver()  # the approval message exists, so the answer can link to it
     desk.click(ids.APPROVE_REQUEST, str(number), user=MANAGER)
@@ -98,7 +90,7 @@ def test_the_whole_life_of_a_request_approved_and_completed_by_webhook(
     desk.deliver()
     assert _stored(conn, number).status == "succeeded"
 
-    answer = _answer(desk, desk.slash(f"#{number}", user_id=AGENT))
+    answer = answered(desk, desk.slash(f"#{number}", user_id=AGENT))
     shown = _text(answer)
     for expected in (
         f"Refund request #{number}",
@@ -122,10 +114,10 @@ def test_the_whole_life_of_a_request_approved_and_completed_by_webhook(
 
 def test_a_rejected_request_shows_who_rejected_it_and_why(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    number = _number(_answer(desk, desk.slash(f"request {pi} all", user_id=AGENT))["text"])
+    number = _number(answered(desk, desk.slash(f"request {pi} all", user_id=AGENT))["text"])
     values = {ids.REJECT_REASON_BLOCK: {ids.INPUT: {"type": "plain_text_input", "value": "Customer got a credit"}}}
     assert desk.submit(ids.REJECT_MODAL, values, user=MANAGER, private_metadata=str(number)) == {}
-    shown = _text(_answer(desk, desk.slash(str(number), user_id=MANAGER)))
+    shown = _text(answered(desk, desk.slash(str(number), user_id=MANAGER)))
     assert "🚫 Rejected" in shown and "Customer got a credit" in shown
     timeline = shown.split("*Timeline*")[1]
     assert timeline.index("Asked by") < timeline.index(f"Rejected by <@{MANAGER}>: “Customer got a credit”")
@@ -133,7 +125,7 @@ def test_a_rejected_request_shows_who_rejected_it_and_why(desk: LiveServer, stri
 
 
 def test_an_unknown_request_is_said_plainly(desk: LiveServer) -> None:
-    assert "There is no refund request #999" in _answer(desk, desk.slash("#999"))["text"]
+    assert "There is no refund request #999" in answered(desk, desk.slash("#999"))["text"]
 
 
 def _stored(conn, number: int):
@@ -147,21 +139,21 @@ def test_mine_filters_by_status_and_period(desk: LiveServer, conn) -> None:
     old_ok = _insert(conn, status="succeeded", age=timedelta(days=40), n=11)
     _insert(conn, by=AGENT2, status="succeeded", n=12)  # someone else's
 
-    everything = _answer(desk, desk.slash("mine", user_id=AGENT))
+    everything = answered(desk, desk.slash("mine", user_id=AGENT))
     assert sorted(_listed(everything)) == sorted([*recent_ok, rejected, old_ok])
     assert "5 in all" in _text(everything)
-    assert sorted(_listed(_answer(desk, desk.slash("mine succeeded", user_id=AGENT)))) == sorted([*recent_ok, old_ok])
-    recent = _answer(desk, desk.slash("mine succeeded 30d", user_id=AGENT))
+    assert sorted(_listed(answered(desk, desk.slash("mine succeeded", user_id=AGENT)))) == sorted([*recent_ok, old_ok])
+    recent = answered(desk, desk.slash("mine succeeded 30d", user_id=AGENT))
     assert sorted(_listed(recent)) == sorted(recent_ok) and "3 in all" in _text(recent)
-    assert _listed(_answer(desk, desk.slash("mine rejected", user_id=AGENT))) == [rejected]
-    nothing = _answer(desk, desk.slash("mine failed", user_id=AGENT))
+    assert _listed(answered(desk, desk.slash("mine rejected", user_id=AGENT))) == [rejected]
+    nothing = answered(desk, desk.slash("mine failed", user_id=AGENT))
     assert _listed(nothing) == [] and "0 in all" in _text(nothing)
 
 
 def test_paging_through_120_requests_while_new_ones_arrive_loses_and_repeats_nothing(desk: LiveServer, conn) -> None:
     first = [_insert(conn, age=timedelta(minutes=200 - i), n=i) for i in range(120)]
     seen: list[int] = []
-    answer = _answer(desk, desk.slash("mine succeeded", user_id=AGENT))
+    answer = answered(desk, desk.slash("mine succeeded", user_id=AGENT))
     assert "120 in all" in _text(answer)
     pages = 0
     while True:
@@ -172,7 +164,7 @@ def test_paging_through_120_requests_while_new_ones_arrive_loses_and_repeats_not
         value = _next_value(answer)
         if value is None:
             break
-        answer = _answer(desk, desk.click(ids.NEXT_PAGE, value, user=AGENT, channel="C0SUPPORT1"))
+        answer = answered(desk, desk.click(ids.NEXT_PAGE, value, user=AGENT, channel="C0SUPPORT1"))
     assert pages == 12
     assert len(seen) == len(set(seen)) == 120 and sorted(seen) == sorted(first)
     assert seen == sorted(seen, reverse=True)  # newest first
@@ -181,23 +173,23 @@ def test_paging_through_120_requests_while_new_ones_arrive_loses_and_repeats_not
 def test_history_is_for_approvers_and_filters_by_person(desk: LiveServer, conn) -> None:
     mine = [_insert(conn, n=i) for i in range(2)]
     theirs = _insert(conn, by=AGENT2, status="failed", n=5)
-    assert "for approvers and admins" in _answer(desk, desk.slash("history", user_id=AGENT))["text"]
-    everyone = _answer(desk, desk.slash("history", user_id=MANAGER))
+    assert "for approvers and admins" in answered(desk, desk.slash("history", user_id=AGENT))["text"]
+    everyone = answered(desk, desk.slash("history", user_id=MANAGER))
     assert sorted(_listed(everyone)) == sorted([*mine, theirs]) and f"<@{AGENT2}>" in _text(everyone)
-    assert _listed(_answer(desk, desk.slash(f"history <@{AGENT2}|bob>", user_id=MANAGER))) == [theirs]
-    assert _listed(_answer(desk, desk.slash("history failed 7d", user_id=MANAGER))) == [theirs]
+    assert _listed(answered(desk, desk.slash(f"history <@{AGENT2}|bob>", user_id=MANAGER))) == [theirs]
+    assert _listed(answered(desk, desk.slash("history failed 7d", user_id=MANAGER))) == [theirs]
 
 
 def test_a_forged_next_button_cannot_show_someone_elses_requests(desk: LiveServer, conn) -> None:
     for i in range(12):
         _insert(conn, by=AGENT2, n=i)
-    page = _answer(desk, desk.slash("history", user_id=MANAGER))
+    page = answered(desk, desk.slash("history", user_id=MANAGER))
     value = _next_value(page)
     assert value is not None
     forged = json.loads(value) | {"k": "mine"}  # AGENT2's list, relabelled as "mine"
-    answer = _answer(desk, desk.click(ids.NEXT_PAGE, json.dumps(forged), user=AGENT, channel="C0SUPPORT1"))
+    answer = answered(desk, desk.click(ids.NEXT_PAGE, json.dumps(forged), user=AGENT, channel="C0SUPPORT1"))
     assert _listed(answer) == []
-    assert "That button" in _answer(desk, desk.click(ids.NEXT_PAGE, "{nope", user=AGENT))["text"]
+    assert "That button" in answered(desk, desk.click(ids.NEXT_PAGE, "{nope", user=AGENT))["text"]
 
 
 def test_disputes_soonest_deadline_first_with_owner(desk: LiveServer, conn) -> None:
@@ -215,12 +207,12 @@ def test_disputes_soonest_deadline_first_with_owner(desk: LiveServer, conn) -> N
             (dispute_id, status, due, owner),
         )
     conn.commit()
-    answer = _answer(desk, desk.slash("disputes", user_id=AGENT))
+    answer = answered(desk, desk.slash("disputes", user_id=AGENT))
     shown = _text(answer)
     order = [shown.index(d) for d in ("dp_SOONER0001", "dp_LATER00001", "dp_NODEADLINE")]
     assert order == sorted(order) and "dp_CLOSED0001" not in shown and "3 in all" in shown
     assert "<@U0ONCALL01>" in shown and "nobody owns it" in shown and "$42.00" in shown and "fraudulent" in shown
-    every = _text(_answer(desk, desk.slash("disputes all", user_id=AGENT)))
+    every = _text(answered(desk, desk.slash("disputes all", user_id=AGENT)))
     assert "dp_CLOSED0001" in every and every.index("dp_CLOSED0001") < every.index("dp_SOONER0001")
 
 
@@ -231,13 +223,13 @@ def test_someone_outside_viewers_gets_no_payment_details(
         replace_settings(settings, approvers=frozenset({"S0APPROVERS"}), viewers=frozenset({AGENT})), slack
     )
     pi = stripe_api.add_payment(5000, "usd", email="secret@example.com")["payment_intent"]["id"]
-    assert _answer(web, web.slash(pi, user_id=AGENT)).get("blocks"), "a viewer looks it up (from Stripe)"
+    assert answered(web, web.slash(pi, user_id=AGENT)).get("blocks"), "a viewer looks it up (from Stripe)"
     number = _insert(conn, by=OUTSIDER, n=1)
     for text in (pi, "pending", "mine", f"#{number}", "history", "disputes"):
         resp, key = web.slash(text, user_id=OUTSIDER)
         answer = resp.json()
         if "Looking up" in answer.get("text", ""):
-            answer = _answer(web, (resp, key))
+            answer = answered(web, (resp, key))
         shown = _text(answer)
         assert "not allowed to see payment details" in shown, text
         assert "secret@example.com" not in shown and "pi_HIST" not in shown and "$" not in shown, text
@@ -265,10 +257,10 @@ def test_lists_keep_working_while_requests_are_added_concurrently(desk: LiveServ
     adder = threading.Thread(target=add)
     adder.start()
     try:
-        answer = _answer(desk, desk.slash("mine succeeded", user_id=AGENT))
+        answer = answered(desk, desk.slash("mine succeeded", user_id=AGENT))
         seen = _listed(answer)
         while (value := _next_value(answer)) is not None:
-            answer = _answer(desk, desk.click(ids.NEXT_PAGE, value, user=AGENT, channel="C0SUPPORT1"))
+            answer = answered(desk, desk.click(ids.NEXT_PAGE, value, user=AGENT, channel="C0SUPPORT1"))
             seen += _listed(answer)
     finally:
         stop.set()

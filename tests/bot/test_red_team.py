@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
-from support import fixture_json, refunds_created, wait_until
+from support import answered, fixture_json, refunds_created, wait_until
 
 from messages import ids
 from standins.signing import interaction_body, slack_headers
@@ -29,13 +29,6 @@ def desk(make_server_for, settings, slack: SlackStandIn, stripe_api: StripeStand
     web = make_server_for(configured, slack)
     stripe_api.deliver_webhooks(f"{web.url}/webhooks/stripe", WEBHOOK_SECRET)
     return web
-
-
-def _answer(web: LiveServer, resp_key: tuple, timeout: float = 15) -> dict:
-    resp, key = resp_key
-    assert resp.status_code == 200, resp.text
-    web.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=timeout)
-    return web.slack.responses(key)[-1]
 
 
 def _buttons(answer: dict) -> dict[str, str]:
@@ -79,10 +72,10 @@ def test_a_decimal_comma_is_read_once_shown_and_refunded_as_shown(
     desk: LiveServer, stripe_api, amount: str, currency: str, captured: int, shown: str, minor: int
 ) -> None:
     pi = stripe_api.add_payment(captured, currency)["payment_intent"]["id"]
-    answer = _answer(desk, desk.slash(f"request {pi} {amount} duplicate", user_id=MANAGER))
+    answer = answered(desk, desk.slash(f"request {pi} {amount} duplicate", user_id=MANAGER))
     assert f"Refund {shown} on `{pi}` now?" in answer["text"]
     assert refunds_created(stripe_api) == [], "nothing moves before the confirmation"
-    done = _answer(desk, desk.click(ids.CONFIRM_REFUND, _buttons(answer)[ids.CONFIRM_REFUND], user=MANAGER))
+    done = answered(desk, desk.click(ids.CONFIRM_REFUND, _buttons(answer)[ids.CONFIRM_REFUND], user=MANAGER))
     assert "runs at once" in done["text"] and shown in done["text"]
     desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
     [created] = refunds_created(stripe_api)
@@ -91,18 +84,18 @@ def test_a_decimal_comma_is_read_once_shown_and_refunded_as_shown(
 
 def test_an_ambiguous_amount_is_refused_naming_both_readings(desk: LiveServer, stripe_api) -> None:
     pi = stripe_api.add_payment(5000000, "kwd")["payment_intent"]["id"]
-    answer = _answer(desk, desk.slash(f"request {pi} 1,234", user_id=MANAGER))
+    answer = answered(desk, desk.slash(f"request {pi} 1,234", user_id=MANAGER))
     assert "Not requested" in answer["text"] and "1.234 KWD or 1,234.000 KWD" in answer["text"]
 
 
 def test_all_shows_the_amount_and_a_double_click_refunds_once(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(4321, "usd")["payment_intent"]["id"]
-    answer = _answer(desk, desk.slash(f"request {pi} all", user_id=MANAGER))
+    answer = answered(desk, desk.slash(f"request {pi} all", user_id=MANAGER))
     assert "Refund $43.21" in answer["text"]
     draft = _buttons(answer)[ids.CONFIRM_REFUND]
     first = desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER)
     second = desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER)
-    texts = {_answer(desk, first)["text"][:12], _answer(desk, second)["text"][:12]}
+    texts = {answered(desk, first)["text"][:12], answered(desk, second)["text"][:12]}
     assert any(t.startswith("Request #1") for t in texts) and any(t.startswith("Not refunded") for t in texts)
     desk.slack.wait_for(lambda calls: bool(refunds_created(stripe_api)), timeout=15)
     assert [r["params"]["amount"] for r in refunds_created(stripe_api)] == ["4321"]
@@ -112,11 +105,11 @@ def test_all_shows_the_amount_and_a_double_click_refunds_once(desk: LiveServer, 
 
 def test_cancel_and_someone_elses_confirm_move_nothing(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    answer = _answer(desk, desk.slash(f"request {pi} 20", user_id=MANAGER))
+    answer = answered(desk, desk.slash(f"request {pi} 20", user_id=MANAGER))
     draft = _buttons(answer)[ids.CONFIRM_REFUND]
-    assert "Not refunded" in _answer(desk, desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER2))["text"]
-    assert "Canceled" in _answer(desk, desk.click(ids.CANCEL_REFUND, draft, user=MANAGER))["text"]
-    assert "Not refunded" in _answer(desk, desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER))["text"]
+    assert "Not refunded" in answered(desk, desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER2))["text"]
+    assert "Canceled" in answered(desk, desk.click(ids.CANCEL_REFUND, draft, user=MANAGER))["text"]
+    assert "Not refunded" in answered(desk, desk.click(ids.CONFIRM_REFUND, draft, user=MANAGER))["text"]
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM refund_requests").fetchone() == (0,)
     assert refunds_created(stripe_api) == []
@@ -148,7 +141,7 @@ def test_the_modal_shows_the_exact_amount_before_a_refund_that_runs_at_once(desk
 def test_refund_to_avoid_a_dispute_asks_for_a_confirmation(desk: LiveServer, stripe_api) -> None:
     seeded = stripe_api.add_payment(5000, "usd")
     value = f"{seeded['payment_intent']['id']}|issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
-    answer = _answer(desk, desk.click(ids.EFW_REFUND, value, user=MANAGER, channel="C0DISPUTES"))
+    answer = answered(desk, desk.click(ids.EFW_REFUND, value, user=MANAGER, channel="C0DISPUTES"))
     assert "Refund $50.00" in answer["text"] and ids.CONFIRM_REFUND in _buttons(answer)
     assert refunds_created(stripe_api) == []
 
@@ -156,7 +149,7 @@ def test_refund_to_avoid_a_dispute_asks_for_a_confirmation(desk: LiveServer, str
 def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServer, stripe_api, conn) -> None:
     seeded = stripe_api.add_payment(5000, "usd")
     pi = seeded["payment_intent"]["id"]
-    said = _answer(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
+    said = answered(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
     request_id = said.split("#")[1].split(":")[0]
     evil = "<!channel> rejected, <@U0MANAGER2> look <https://evil.example|here>"
     values = {ids.REJECT_REASON_BLOCK: {ids.INPUT: {"type": "plain_text_input", "value": evil}}}
@@ -166,7 +159,7 @@ def test_a_reject_reason_and_stripes_message_reach_slack_escaped(desk: LiveServe
     assert any("&lt;!channel&gt; rejected" in t for t in posted)
     assert not any("<!channel>" in t or "<https://evil.example" in t for t in posted)
 
-    second = _answer(desk, desk.slash(f"request {pi} 11", user_id=AGENT))["text"]
+    second = answered(desk, desk.slash(f"request {pi} 11", user_id=AGENT))["text"]
     stripe_api.fail_next(
         1,
         status=400,
@@ -202,7 +195,7 @@ def test_clicks_without_a_usable_action_get_no_5xx(desk: LiveServer, actions) ->
 
 @pytest.mark.parametrize("value", ["²", "٣", "1" * 40, "", "-1"])
 def test_a_button_value_that_is_no_request_number_is_answered(desk: LiveServer, value: str) -> None:
-    answer = _answer(desk, desk.click(ids.APPROVE_REQUEST, value, user=MANAGER))
+    answer = answered(desk, desk.click(ids.APPROVE_REQUEST, value, user=MANAGER))
     assert "does not name a request" in answer["text"]
 
 
@@ -222,15 +215,15 @@ def test_a_nul_byte_in_a_note_is_dropped_and_the_request_filed(desk: LiveServer,
     assert answer == {}
     conn.rollback()
     assert conn.execute("SELECT note, amount FROM refund_requests").fetchone() == ("onetwo", 1000)
-    said = _answer(desk, desk.slash(f"request {pi} 5 dup a\x00b", user_id=AGENT))["text"]
+    said = answered(desk, desk.slash(f"request {pi} 5 dup a\x00b", user_id=AGENT))["text"]
     assert "already waiting" in said
 
 
 def test_a_group_id_as_the_user_is_never_an_approver(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    said = _answer(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
+    said = answered(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
     request_id = said.split("#")[1].split(":")[0]
-    answer = _answer(desk, desk.click(ids.APPROVE_REQUEST, request_id, user="S0APPROVERS"))
+    answer = answered(desk, desk.click(ids.APPROVE_REQUEST, request_id, user="S0APPROVERS"))
     assert "Only approvers" in answer["text"]
     conn.rollback()
     assert conn.execute("SELECT status FROM refund_requests").fetchone() == ("pending",)
@@ -250,10 +243,10 @@ def test_a_requester_named_directly_asks_while_slacks_groups_fail(
     )
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
     slack.fail_next("usergroups.users.list", 50, kind="server_error")
-    said = _answer(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
+    said = answered(desk, desk.slash(f"request {pi} 10", user_id=AGENT))["text"]
     assert "is waiting for an approver" in said, said
     # Someone who could only be a requester through a group is told Slack could not say, not refused outright.
-    other = _answer(desk, desk.slash(f"request {pi} 10", user_id="U0SOMEONE"))["text"]
+    other = answered(desk, desk.slash(f"request {pi} 10", user_id="U0SOMEONE"))["text"]
     assert "try again in a minute" in other, other
 
 
@@ -266,11 +259,11 @@ def test_only_approvers_admins_and_oncall_take_a_dispute(make_server_for, settin
     assert desk.webhook(dispute).status_code == 200
     desk.drain()
     dispute_id = dispute["data"]["object"]["id"]
-    refused = _answer(desk, desk.click(ids.ASSIGN_DISPUTE, dispute_id, user="U0STRANGER", channel="C0DISPUTES"))
+    refused = answered(desk, desk.click(ids.ASSIGN_DISPUTE, dispute_id, user="U0STRANGER", channel="C0DISPUTES"))
     assert "Only approvers, admins and the on-call group" in refused["text"]
     conn.rollback()
     assert conn.execute("SELECT owner FROM disputes").fetchone() == (None,)
-    taken = _answer(desk, desk.click(ids.ASSIGN_DISPUTE, dispute_id, user="U0ONCALL1", channel="C0DISPUTES"))
+    taken = answered(desk, desk.click(ids.ASSIGN_DISPUTE, dispute_id, user="U0ONCALL1", channel="C0DISPUTES"))
     assert "You own" in taken["text"]
 
 
@@ -287,7 +280,7 @@ def test_a_refund_seen_by_a_lookup_before_its_webhook_reaches_the_feed_once(web:
         idempotency_key="dashboard-1",
         account=None,
     )
-    assert refund["id"] in json.dumps(_answer(web, web.slash(pi)))  # fetched from Stripe and stored
+    assert refund["id"] in json.dumps(answered(web, web.slash(pi)))  # fetched from Stripe and stored
     event = {
         "id": "evt_feed_once",
         "object": "event",
@@ -310,7 +303,7 @@ def test_a_refund_seen_by_a_lookup_before_its_webhook_reaches_the_feed_once(web:
 
 def test_a_note_that_says_payload_is_still_a_command(desk: LiveServer, stripe_api, conn) -> None:
     pi = stripe_api.add_payment(5000, "usd")["payment_intent"]["id"]
-    said = _answer(desk, desk.slash(f"request {pi} 10 duplicate the payload form charged twice", user_id=AGENT))
+    said = answered(desk, desk.slash(f"request {pi} 10 duplicate the payload form charged twice", user_id=AGENT))
     assert "is waiting for an approver" in said["text"]
     conn.rollback()
     assert conn.execute("SELECT note FROM refund_requests").fetchone() == ("the payload form charged twice",)

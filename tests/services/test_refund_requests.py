@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from conftest import WEBHOOK_SECRET, LiveServer, replace_settings
 from freezegun import freeze_time
-from support import refunds_created, replies, wait_until
+from support import answered, refunds_created, replies, wait_until
 
 from domain.clock import utcnow
 from messages import ids
@@ -36,11 +36,8 @@ def desk(make_server_for, settings, slack: SlackStandIn, stripe_api: StripeStand
 
 
 def _reply(web: LiveServer, resp_key: tuple, timeout: float = 15) -> str:
-    """The last thing said through a command's or click's response_url."""
-    resp, key = resp_key
-    assert resp.status_code == 200, resp.text
-    web.slack.wait_for(lambda calls: any(c.key == key for c in calls), timeout=timeout)
-    return web.slack.responses(key)[-1]["text"]
+    """The text of the last thing said through a command's or click's response_url."""
+    return answered(web, resp_key, timeout)["text"]
 
 
 def _draft_id(web: LiveServer, resp_key: tuple) -> str:
