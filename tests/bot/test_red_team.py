@@ -307,3 +307,19 @@ def test_a_note_that_says_payload_is_still_a_command(desk: LiveServer, stripe_ap
     assert "is waiting for an approver" in said["text"]
     conn.rollback()
     assert conn.execute("SELECT note FROM refund_requests").fetchone() == ("the payload form charged twice",)
+
+
+def test_two_drafts_confirmed_in_turn_never_dodge_the_threshold(desk: LiveServer, stripe_api, conn) -> None:
+    # Both drafts were within the $5,000 threshold when shown; together they are not.
+    pi = stripe_api.add_payment(2000000, "usd")["payment_intent"]["id"]
+    drafts = [_buttons(answered(desk, desk.slash(f"request {pi} 3000", user_id=MANAGER)))[ids.CONFIRM_REFUND]]
+    drafts.append(_buttons(answered(desk, desk.slash(f"request {pi} 3000", user_id=MANAGER)))[ids.CONFIRM_REFUND])
+    first = answered(desk, desk.click(ids.CONFIRM_REFUND, drafts[0], user=MANAGER))["text"]
+    assert "runs at once" in first
+    wait_until(lambda: len(refunds_created(stripe_api)) == 1, timeout=15, what="the first refund")
+    second = answered(desk, desk.click(ids.CONFIRM_REFUND, drafts[1], user=MANAGER))["text"]
+    assert "waiting for an approver" in second, second
+    conn.rollback()
+    statuses = [row[0] for row in conn.execute("SELECT status FROM refund_requests ORDER BY id")]
+    assert statuses[1] == "pending" and statuses[0] in {"sent", "succeeded"}
+    assert len(refunds_created(stripe_api)) == 1
